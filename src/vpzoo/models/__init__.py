@@ -1,0 +1,10 @@
+"""vpzoo models: one file per paper, shared blocks in :mod:`vpzoo.models.blocks`.
+
+Importing this package registers every model in :mod:`vpzoo.registry`.
+"""
+
+from vpzoo.models.base import VideoPredictionModel
+from vpzoo.models.copy_last import CopyLast
+from vpzoo.models.svg import SVG, SVGFP, SVGLP
+
+__all__ = ["VideoPredictionModel", "CopyLast", "SVG", "SVGLP", "SVGFP"]

@@ -1,0 +1,275 @@
+"""The model contract every vpzoo model honours.
+
+:class:`VideoPredictionModel` is a LightningModule. A subclass implements the paper: ``training_step`` (the
+paper's loss), ``configure_optimizers`` (the paper's optimiser and schedule) and :meth:`sample_future`, the
+batched sampler that ``predict`` and ``validation_step`` share. Everything else lives here once:
+
+- input handling for :meth:`predict` (layouts, dtypes, range and shape checks with clear errors),
+- eval mode, ``torch.inference_mode`` and seeded, batched sampling,
+- validation: the future of each validation clip is predicted from its first ``n_past`` frames and per-frame
+  PSNR/SSIM are accumulated with :mod:`vpzoo.metrics` (best of ``val_num_samples`` for stochastic models),
+  synchronised across processes under DDP.
+
+Video tensors are ``(B, T, C, H, W)`` float in [0, 1] throughout.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+
+from vpzoo.metrics import SampleAggregatedMetric, get_protocol
+
+__all__ = ["VideoPredictionModel"]
+
+
+class VideoPredictionModel(L.LightningModule):
+    """Base class of all vpzoo models.
+
+    Args:
+        image_size: height and width of the frames the model was built for (no resizing is ever done).
+        channels: channels per frame (1 for MNIST/KTH, 3 for BAIR).
+        n_past: number of context frames the model conditions on (the minimum ``predict`` accepts).
+        n_future: number of future frames predicted during training.
+        val_num_samples: samples drawn per validation clip; metrics report the best of them per sequence
+            (forced to 1 for deterministic models).
+        metric_protocol: name of the :mod:`vpzoo.metrics` protocol used for validation PSNR/SSIM
+            ("standard": data_range 1; "svg": SSIM with data_range 2 as the SVG paper's evaluation).
+        val_seed: base seed of the validation samples, so validation numbers repeat between runs.
+    """
+
+    #: Whether different seeds give different samples.
+    stochastic: bool = True
+
+    def __init__(
+        self,
+        image_size: int,
+        channels: int,
+        n_past: int,
+        n_future: int,
+        val_num_samples: int = 1,
+        metric_protocol: str = "standard",
+        val_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        for name, value, low in (("image_size", image_size, 1), ("channels", channels, 1), ("n_past", n_past, 1),
+                                 ("n_future", n_future, 1), ("val_num_samples", val_num_samples, 1)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        get_protocol(metric_protocol)  # fail early on an unknown protocol name
+        self.image_size = image_size
+        self.channels = channels
+        self.n_past = n_past
+        self.n_future = n_future
+        self.val_num_samples = val_num_samples if self.stochastic else 1
+        self.metric_protocol = metric_protocol
+        self.val_seed = val_seed
+        self.val_metrics = torch.nn.ModuleDict(
+            {
+                name: SampleAggregatedMetric(metric=name, reduction="best", protocol=metric_protocol)
+                for name in ("psnr", "ssim")
+            }
+        )
+        self.last_validation: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------------------------------ sampling
+    def sample_future(
+        self, context: Tensor, n_future: int, num_samples: int, generator: torch.Generator
+    ) -> Tensor:
+        """Draw ``num_samples`` futures for each clip in one batched pass.
+
+        Args:
+            context: ``(B, T_ctx, C, H, W)`` float in [0, 1] on the model's device, ``T_ctx >= n_past``.
+            n_future: number of frames to predict.
+            num_samples: samples per clip.
+            generator: the only source of randomness (a ``torch.Generator`` on the model's device).
+
+        Returns:
+            ``(B, num_samples, n_future, C, H, W)`` in [0, 1].
+        """
+        raise NotImplementedError
+
+    def predict(
+        self,
+        frames: Tensor | np.ndarray,
+        n_future: int,
+        num_samples: int = 1,
+        seed: int | None = None,
+    ) -> Tensor:
+        """Predict ``n_future`` frames after ``frames``.
+
+        Args:
+            frames: context clip(s): a torch tensor or numpy array, ``(T, C, H, W)`` or ``(B, T, C, H, W)``,
+                float in [0, 1] or uint8 in [0, 255]; a numpy array may also be channels-last, ``(T, H, W, C)`` or
+                ``(B, T, H, W, C)`` (as imageio reads video). ``T >= n_past``; all ``T`` frames condition the model.
+            n_future: number of frames to predict (>= 1).
+            num_samples: samples per clip (>= 1), drawn in one batched pass.
+            seed: seed of the samples; the same seed gives the same samples. ``None`` draws a fresh seed.
+
+        Returns:
+            ``(B, num_samples, n_future, C, H, W)`` float in [0, 1] on the model's device (``B = 1`` for an
+            unbatched input). Runs in eval mode under ``torch.inference_mode``; the training mode is restored.
+        """
+        context = self.prepare_frames(frames)
+        for name, value in (("n_future", n_future), ("num_samples", num_samples)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool)):
+            raise TypeError(f"seed must be an integer or None, got {type(seed).__name__}")
+        generator = torch.Generator(device=self.device)
+        if seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(int(seed))
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                out = self.sample_future(context, int(n_future), int(num_samples), generator)
+        finally:
+            self.train(was_training)
+        expected = (context.shape[0], int(num_samples), int(n_future), self.channels, self.image_size, self.image_size)
+        if tuple(out.shape) != expected:  # a contract violation of the subclass, not a user error
+            raise RuntimeError(f"{type(self).__name__}.sample_future returned {tuple(out.shape)}, expected {expected}")
+        return out
+
+    def prepare_frames(self, frames: Tensor | np.ndarray) -> Tensor:
+        """Validate and convert user frames to ``(B, T, C, H, W)`` float32 in [0, 1] on the model's device."""
+        if isinstance(frames, np.ndarray):
+            if frames.dtype == object or not (
+                np.issubdtype(frames.dtype, np.floating) or np.issubdtype(frames.dtype, np.integer)
+                or frames.dtype == np.bool_
+            ):
+                raise TypeError(f"frames must be a numeric array, got dtype {frames.dtype}")
+            channels_last = (
+                frames.ndim in (4, 5)
+                and frames.shape[-1] == self.channels
+                and frames.shape[-3:-1] == (self.image_size, self.image_size)
+                and frames.shape[-3] != self.channels
+            )
+            x = torch.from_numpy(np.ascontiguousarray(frames))
+            if channels_last:
+                x = x.movedim(-1, -3)
+        elif isinstance(frames, Tensor):
+            x = frames.detach()
+        else:
+            raise TypeError(f"frames must be a torch.Tensor or numpy.ndarray, got {type(frames).__name__}")
+
+        if x.ndim == 4:
+            x = x.unsqueeze(0)
+        elif x.ndim != 5:
+            raise ValueError(
+                f"frames must have shape (T, C, H, W) or (B, T, C, H, W), got a {x.ndim}-d array of shape "
+                f"{tuple(x.shape)}"
+            )
+        b, t, c, h, w = x.shape
+        if c != self.channels:
+            raise ValueError(
+                f"{type(self).__name__} expects {self.channels} channel(s) per frame, got {c} "
+                f"(input shape {tuple(x.shape)}, read as (B, T, C, H, W))"
+            )
+        if (h, w) != (self.image_size, self.image_size):
+            raise ValueError(
+                f"{type(self).__name__} expects {self.image_size}x{self.image_size} frames, got {h}x{w}; "
+                "vpzoo never resizes silently: resize the frames yourself"
+            )
+        if b < 1:
+            raise ValueError("frames holds an empty batch (B = 0)")
+        if t < self.n_past:
+            raise ValueError(
+                f"{type(self).__name__} needs at least n_past={self.n_past} context frames, got {t}"
+            )
+
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255.0)
+        elif x.dtype == torch.bool or not x.is_floating_point():
+            raise TypeError(f"frames must be float in [0, 1] or uint8 in [0, 255], got dtype {x.dtype}")
+        else:
+            x = x.float()
+            if not torch.isfinite(x).all():
+                raise ValueError("frames contain NaN or infinite values")
+            low, high = x.min().item(), x.max().item()
+            if low < 0.0 or high > 1.0:
+                raise ValueError(
+                    f"float frames must lie in [0, 1], got values in [{low:.4g}, {high:.4g}]; "
+                    "pass uint8 for [0, 255] data"
+                )
+        return x.to(self.device)
+
+    # ---------------------------------------------------------------------------------------- validation
+    def _evaluate_batch(self, batch: Tensor, batch_idx: int) -> None:
+        if batch.ndim != 5 or batch.shape[1] <= self.n_past:
+            raise ValueError(
+                f"validation batches must be (B, T, C, H, W) with T > n_past={self.n_past}, got {tuple(batch.shape)}"
+            )
+        context, target = batch[:, : self.n_past], batch[:, self.n_past :]
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(self.val_seed + 1_000_003 * batch_idx + 7919 * self.global_rank)
+        samples = self.sample_future(context, target.shape[1], self.val_num_samples, generator)
+        for metric in self.val_metrics.values():
+            metric.update(samples, target)
+
+    def validation_step(self, batch: Tensor, batch_idx: int) -> None:
+        self._evaluate_batch(batch, batch_idx)
+
+    def test_step(self, batch: Tensor, batch_idx: int) -> None:
+        self._evaluate_batch(batch, batch_idx)
+
+    def _log_evaluation(self, stage: str) -> None:
+        summary: dict[str, Any] = {}
+        for name, metric in self.val_metrics.items():
+            result = metric.compute()  # synchronised across processes by torchmetrics
+            curve = result["per_frame"]
+            self.log(f"{stage}/{name}", result["mean"].item(), sync_dist=False, rank_zero_only=True)
+            for t, value in enumerate(curve.tolist(), start=self.n_past + 1):
+                self.log(f"{stage}/{name}_t{t:02d}", value, sync_dist=False, rank_zero_only=True)
+            summary[name] = result["mean"].item()
+            summary[f"{name}_per_frame"] = curve.tolist()
+            metric.reset()
+        summary.update(
+            num_samples=self.val_num_samples, selection="best" if self.stochastic else "single",
+            protocol=self.metric_protocol, n_past=self.n_past,
+        )
+        self.last_validation = summary
+        if not self.trainer.sanity_checking:
+            psnr, ssim = summary["psnr"], summary["ssim"]
+            n = len(summary["psnr_per_frame"])
+            how = f"best of {self.val_num_samples}" if self.stochastic else "deterministic"
+            self.print(
+                f"[{stage}] step {self.global_step}: PSNR {psnr:.2f} dB, SSIM {ssim:.4f} "
+                f"({n} predicted frames, {how}, protocol {self.metric_protocol!r})"
+            )
+
+    def predict_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        """``vpzoo predict --config``: samples ``(B, N, T_f, C, H, W)`` for the future of each clip in ``batch``.
+
+        The first ``n_past`` frames are the context; ``T_f`` is the rest of the clip, or ``n_future`` if the clip
+        holds only context. ``N`` is ``val_num_samples``.
+        """
+        n_future = batch.shape[1] - self.n_past if batch.shape[1] > self.n_past else self.n_future
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(self.val_seed + 1_000_003 * batch_idx + 7919 * self.global_rank)
+        return self.sample_future(batch[:, : self.n_past], n_future, self.val_num_samples, generator)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_evaluation("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_evaluation("test")
+
+    # ------------------------------------------------------------------------------------------ helpers
+    def num_parameters(self) -> int:
+        """Trainable parameters (the count the reference sheets quote; BatchNorm running stats excluded)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def _require_finite(self, loss: Tensor) -> Tensor:
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f"{type(self).__name__}: the training loss became {loss.item()}")
+        return loss

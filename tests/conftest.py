@@ -1,0 +1,26 @@
+"""Shared fixtures. Tests run on CPU, with small models and data, and never touch the network."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+# Keep the test suite's caches out of the user's home and repeatable.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    cache = tmp_path_factory.getbasetemp() / "vpzoo-cache"
+    monkeypatch.setenv("VPZOO_CACHE", str(cache))
+    torch.manual_seed(0)
+    yield
+
+
+def tiny_svg_kwargs(**overrides):
+    """A small SVG config (64-px DCGAN codec 8 channels wide, small latent and LSTMs) for fast CPU tests."""
+    kwargs = dict(n_past=3, n_future=3, codec_width=8, g_dim=16, z_dim=4, rnn_size=32, val_num_samples=2)
+    kwargs.update(overrides)
+    return kwargs
