@@ -43,7 +43,7 @@ try:
 except ImportError:  # pragma: no cover
     import pytorch_lightning as pl  # type: ignore
 
-from vpzoo.data._cache import atomic_save_npy, atomic_write_text, default_cache_dir, options_hash, try_load_npy
+from vpzoo.cache import atomic_save_npy, atomic_write_text, default_cache_dir, options_hash, try_load_npy
 from vpzoo.data.mnist_digits import digits_sha256, load_digit_pool
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Small helpers for vpzoo's on-disk data cache.
+"""vpzoo's on-disk cache: location, option hashing and atomic writes (shared by data, weights and metrics).
 
 The cache root is, in order of precedence:
 
