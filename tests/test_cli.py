@@ -50,6 +50,18 @@ def test_fit_runs_and_reports_validation_metrics(tmp_path):
     assert "[val] step 4: PSNR" in proc.stdout
     ckpts = list((tmp_path / "logs").rglob("*.ckpt"))
     assert ckpts, "a checkpoint must be written"
+    # the Lightning checkpoint rebuilds the model from its saved hyperparameters alone
+    import torch
+    import yaml
+
+    from vpzoo.models import SVGLP
+
+    model = SVGLP.load_from_checkpoint(ckpts[0], map_location="cpu")
+    config_args = yaml.safe_load((ASSETS / "tiny_svg_lp.yaml").read_text())["model"]["init_args"]
+    assert {k: model.hparams[k] for k in config_args} == config_args
+    state = torch.load(ckpts[0], map_location="cpu", weights_only=False)["state_dict"]
+    torch.testing.assert_close(model.state_dict()["decoder.out.0.weight"], state["decoder.out.0.weight"])
+    assert model.predict(torch.rand(3, 1, 64, 64), 2, num_samples=2, seed=0).shape == (1, 2, 2, 1, 64, 64)
 
 
 def test_fit_command_line_overrides_reach_the_model(tmp_path):
