@@ -3,12 +3,20 @@
 - ``vpzoo fit|validate|test|predict --config CONFIG [--section.key value ...]``: Lightning's own CLI
   (:class:`lightning.pytorch.cli.LightningCLI`), so every option of the model, the data module and the trainer
   can be set in the YAML config or overridden on the command line (e.g. ``--trainer.max_steps 200``).
-- ``vpzoo list [PATTERN]``: the registered models.
+- ``vpzoo predict NAME_OR_PATH [--input CLIP] ...``: the zoo's prediction demo. A positional argument right after
+  ``predict`` selects it; ``vpzoo predict --config ...`` stays Lightning's.
+- ``vpzoo list [PATTERN] [--checkpoints | --all]``: registered models (default) and pretrained checkpoints.
+- ``vpzoo export CKPT OUT_DIR [--dtype float16]``: a ``vpzoo fit`` checkpoint to a zoo folder.
+- ``vpzoo add-checkpoint SRC --name NAME ...``: the checkpoints.yaml entry of an exported folder (printed, or
+  appended with ``--write``).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
+from pathlib import Path
 
 __all__ = ["main"]
 
@@ -31,15 +39,213 @@ def _lightning_cli(args: list[str]) -> None:
     )
 
 
+# ------------------------------------------------------------------------------------------------ list
 def _list(args: list[str]) -> int:
-    from vpzoo.registry import list_models
+    parser = argparse.ArgumentParser(prog="vpzoo list", description="Registered models and pretrained checkpoints.")
+    parser.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'svg*'")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--checkpoints", action="store_true", help="list pretrained checkpoints instead of models")
+    group.add_argument("--all", action="store_true", help="list models and pretrained checkpoints")
+    opts = parser.parse_args(args)
 
-    pattern = args[0] if args else "*"
-    names = list_models(pattern)
+    from vpzoo.registry import list_models
+    from vpzoo.zoo import checkpoints_file, list_checkpoints, read_checkpoints
+
+    status = 0
+    if not opts.checkpoints:
+        names = list_models(opts.pattern)
+        if opts.all:
+            print("models:")
+        if names:
+            print("\n".join(("  " if opts.all else "") + n for n in names))
+        else:
+            print(f"no model matches {opts.pattern!r}", file=sys.stderr)
+            status = 1
+        if not opts.all:
+            try:
+                n = len(list_checkpoints())
+                print(f"({n} pretrained checkpoint{'s' if n != 1 else ''} registered: vpzoo list --checkpoints)",
+                      file=sys.stderr)
+            except (ValueError, OSError) as e:  # a broken registry must not hide the models
+                print(f"(checkpoints registry unreadable: {e})", file=sys.stderr)
+            return status
+        print()
+    entries = read_checkpoints()
+    names = list_checkpoints(opts.pattern)
+    if opts.all:
+        print("pretrained checkpoints:")
     if not names:
-        print(f"no model matches {pattern!r}", file=sys.stderr)
-        return 1
-    print("\n".join(names))
+        what = "no pretrained checkpoints are registered yet" if not entries else f"no checkpoint matches {opts.pattern!r}"
+        print(f"{what} (registry: {checkpoints_file()})", file=sys.stderr if not opts.all else sys.stdout)
+        return status if opts.all else (0 if not entries else 1)
+    rows = [("name", "model", "dataset", "frames", "weights", "metrics")]
+    for name in names:
+        e = entries[name]
+        w = e["weights"]
+        metrics = ", ".join(
+            f"{m['metric']} {m['value']:.4g} ({m['protocol']}, {m.get('reduction', 'best')} of {m['num_samples']})"
+            for m in e["metrics"]
+        )
+        rows.append((name, e["model"], e["dataset"], f"{e['context_frames']}->{e['future_frames']}",
+                     f"{w['size'] / 1e6:.1f} MB {w['dtype']} ({w['source']})", metrics))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1])
+    return status
+
+
+# ------------------------------------------------------------------------------------------------ predict
+def _predict(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="vpzoo predict",
+        description="Predict the future of a clip with a pretrained model and write a GIF and a PNG grid of "
+        "context | ground truth | samples. (`vpzoo predict --config ...` is Lightning's predict command.)",
+    )
+    parser.add_argument("model", metavar="NAME_OR_PATH",
+                        help="checkpoint name, zoo folder, .safetensors/.ckpt file, or hf://owner/repo[@revision]")
+    parser.add_argument("--input", "-i", help="clip (.gif, .mp4 and other videos, .npy); default: a clip of the "
+                        "embedded SM-MNIST test set")
+    parser.add_argument("--clip-index", type=int, default=0, help="SM-MNIST test clip used without --input")
+    parser.add_argument("--context", type=int, default=None, help="context frames taken from the clip "
+                        "(default: the model's n_past); the frames after them are the ground truth")
+    parser.add_argument("--n-future", type=int, default=10, help="frames to predict (default 10)")
+    parser.add_argument("--num-samples", type=int, default=3, help="samples to draw (default 3)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    parser.add_argument("--out", default="pred.gif", help="output GIF (default pred.gif)")
+    parser.add_argument("--grid", default=None, help="output PNG grid (default: --out with suffix .png)")
+    parser.add_argument("--fps", type=float, default=4.0, help="GIF frame rate")
+    parser.add_argument("--device", default="auto", help="'auto' (CUDA if available), 'cpu', 'cuda:0', ...")
+    parser.add_argument("--revision", default=None, help="revision of an hf:// reference")
+    opts = parser.parse_args(args)
+    if Path(opts.out).suffix.lower() != ".gif":
+        parser.error(f"--out must end with .gif, got {opts.out!r}")
+
+    import torch
+
+    import vpzoo
+    from vpzoo.metrics import SampleAggregatedMetric
+    from vpzoo.zoo.visualize import write_prediction
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if opts.device == "auto" else opts.device
+    model = vpzoo.load(opts.model, device=device, revision=opts.revision)
+    n_ctx = model.n_past if opts.context is None else opts.context
+    if n_ctx < model.n_past:
+        parser.error(f"--context {n_ctx}: {type(model).__name__} needs at least n_past={model.n_past} context frames")
+    if opts.input is not None:
+        from vpzoo.io import read_video, to_video_tensor
+
+        gray = {1: True, 3: False}.get(model.channels)
+        clip = to_video_tensor(read_video(opts.input, grayscale=gray, max_frames=n_ctx + opts.n_future))
+        source = opts.input
+    else:
+        if (model.channels, model.image_size) != (1, 64):
+            parser.error(f"without --input the clip comes from SM-MNIST (1x64x64 frames), but this model expects "
+                         f"{model.channels}x{model.image_size}x{model.image_size}: pass --input")
+        from vpzoo.data import StochasticMovingMNISTDataModule
+
+        data = StochasticMovingMNISTDataModule()
+        data.setup("test")
+        if not 0 <= opts.clip_index < len(data.test_set):
+            parser.error(f"--clip-index must be in [0, {len(data.test_set) - 1}], got {opts.clip_index}")
+        clip = data.test_set[opts.clip_index]
+        source = f"SM-MNIST test clip {opts.clip_index}"
+    if clip.shape[0] < n_ctx:
+        parser.error(f"{source} has {clip.shape[0]} frames, fewer than the {n_ctx} context frames needed")
+    context, target = clip[:n_ctx], clip[n_ctx:n_ctx + opts.n_future]
+    pred = model.predict(context, opts.n_future, num_samples=opts.num_samples, seed=opts.seed)  # (1, N, T, C, H, W)
+    gif, png = write_prediction(opts.out, context, pred[0], target if len(target) else None,
+                                png_path=opts.grid, fps=opts.fps)
+    print(f"{opts.model} ({type(model).__name__}, {model.device}): {n_ctx} context frames of {source} -> "
+          f"{opts.num_samples} sample(s) of {opts.n_future} frames (seed {opts.seed})")
+    if len(target):
+        k = len(target)
+        scores = []
+        for name in ("psnr", "ssim"):
+            metric = SampleAggregatedMetric(name, "best", protocol=model.metric_protocol)
+            metric.update(pred[:, :, :k].cpu(), target[None])
+            scores.append(f"{name.upper()} {metric.compute()['mean'].item():.4g}")
+        print(f"vs ground truth ({k} frames, best of {opts.num_samples}, protocol {model.metric_protocol!r}): "
+              + ", ".join(scores))
+    print(f"wrote {gif} and {png}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ export
+def _export(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="vpzoo export",
+        description="Convert a Lightning checkpoint of `vpzoo fit` into a zoo folder (config.json, model.safetensors, "
+        "README.md) that vpzoo.load and `vpzoo predict` take.",
+    )
+    parser.add_argument("ckpt", help="Lightning checkpoint (.ckpt)")
+    parser.add_argument("out_dir", help="output folder")
+    parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None,
+                        help="dtype of the stored weights (default: as trained); float16 halves the file, loading "
+                        "upcasts to float32")
+    parser.add_argument("--model", default=None, help="registry name of the model, if the checkpoint lacks its class")
+    opts = parser.parse_args(args)
+
+    from vpzoo.zoo import export_lightning_checkpoint, file_sha256
+
+    out = export_lightning_checkpoint(opts.ckpt, opts.out_dir, dtype=opts.dtype, model=opts.model)
+    weights = out / "model.safetensors"
+    print(f"wrote {out}/: config.json, model.safetensors ({weights.stat().st_size:,} bytes, sha256 "
+          f"{file_sha256(weights)}), README.md")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ add-checkpoint
+def _add_checkpoint(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="vpzoo add-checkpoint",
+        description="Build the checkpoints.yaml entry of an exported zoo folder (sha256, size, config, recipe, "
+        "metrics); print it, or append it to the registry with --write.",
+    )
+    parser.add_argument("source", help="zoo folder (from `vpzoo export`) or .safetensors file")
+    parser.add_argument("--name", required=True, help="checkpoint name, e.g. svg_lp_smmnist")
+    parser.add_argument("--dataset", required=True, help="dataset name, e.g. smmnist")
+    parser.add_argument("--metrics", required=True, help="JSON file with the metric records (a list, or an object "
+                        "with a 'metrics' list), e.g. written by examples/evaluate_svg_protocol.py --json")
+    parser.add_argument("--training-config", required=True, help="training config file, e.g. configs/svg_lp/smmnist.yaml")
+    parser.add_argument("--steps", type=int, required=True, help="training steps")
+    parser.add_argument("--hardware", required=True, help="e.g. '2-core CPU (no GPU)'")
+    parser.add_argument("--time", required=True, help="wall-clock training time, e.g. '31 h'")
+    parser.add_argument("--paper-steps", type=int, default=None, help="the paper's steps, when fewer were run")
+    parser.add_argument("--license", default="Apache-2.0")
+    for key in ("title", "authors", "venue", "arxiv", "url"):
+        parser.add_argument(f"--paper-{key}", default=None, help=f"paper {key} (default: the model's known paper)")
+    parser.add_argument("--notes", default=None, help="deviations from the paper's recipe, caveats")
+    parser.add_argument("--copy-to", default=None, help="copy the weights to this path relative to the registry's "
+                        "folder, e.g. weights/svg_lp_smmnist.safetensors (packaged weights)")
+    parser.add_argument("--hub-repo", default=None, help="weights on the Hub: owner/repo")
+    parser.add_argument("--hub-revision", default=None, help="weights on the Hub: pinned 40-hex commit")
+    parser.add_argument("--hub-filename", default="model.safetensors")
+    parser.add_argument("--checkpoints", default=None, help="registry file (default: $VPZOO_CHECKPOINTS, else the "
+                        "packaged checkpoints.yaml)")
+    parser.add_argument("--write", action="store_true", help="append the entry to the registry")
+    parser.add_argument("--replace", action="store_true", help="with --write: replace an entry of the same name")
+    opts = parser.parse_args(args)
+
+    from vpzoo.zoo.catalog import add_checkpoint, dump_entry, make_checkpoint_entry
+
+    metrics = json.loads(Path(opts.metrics).read_text())
+    if isinstance(metrics, dict):
+        metrics = metrics.get("metrics")
+    training = {"config": opts.training_config, "steps": opts.steps, "hardware": opts.hardware, "time": opts.time}
+    if opts.paper_steps is not None:
+        training["paper_steps"] = opts.paper_steps
+    paper = {k: getattr(opts, f"paper_{k}") for k in ("title", "authors", "venue", "arxiv", "url")
+             if getattr(opts, f"paper_{k}") is not None} or None
+    entry = make_checkpoint_entry(
+        opts.source, name=opts.name, dataset=opts.dataset, metrics=metrics, training=training, license=opts.license,
+        paper=paper,
+        notes=opts.notes, hub_repo=opts.hub_repo, hub_revision=opts.hub_revision, hub_filename=opts.hub_filename,
+        copy_to=opts.copy_to, path=opts.checkpoints,
+    )
+    print(dump_entry(entry), end="")
+    if opts.write:
+        file = add_checkpoint(entry, opts.checkpoints, replace=opts.replace)
+        print(f"appended {opts.name!r} to {file}", file=sys.stderr)
     return 0
 
 
@@ -47,9 +253,15 @@ USAGE = """usage: vpzoo COMMAND ...
 
 commands:
   fit|validate|test|predict --config CONFIG [--key value ...]   train or evaluate (LightningCLI)
-  list [PATTERN]                                               registered models (fnmatch pattern)
+  predict NAME_OR_PATH [--input CLIP] [--n-future 10] [--num-samples 3] [--out pred.gif]
+                                                               predict with a pretrained model, write GIF + PNG
+  list [PATTERN] [--checkpoints | --all]                       registered models / pretrained checkpoints
+  export CKPT OUT_DIR [--dtype float16]                        Lightning checkpoint -> zoo folder
+  add-checkpoint SRC --name NAME ... [--write]                 checkpoints.yaml entry of an exported folder
 
-Run `vpzoo fit --help` for every option of a Lightning command."""
+Run `vpzoo fit --help` for every option of a Lightning command, `vpzoo COMMAND --help` for the others."""
+
+_ZOO_COMMANDS = {"list": _list, "export": _export, "add-checkpoint": _add_checkpoint}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,14 +271,26 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     command, rest = args[0], args[1:]
+    if command == "predict" and rest and not rest[0].startswith("-"):
+        return _run(_predict, rest)
     if command in _LIGHTNING_COMMANDS:
         _lightning_cli([command, *rest])
         return 0
-    if command == "list":
-        return _list(rest)
+    if command in _ZOO_COMMANDS:
+        return _run(_ZOO_COMMANDS[command], rest)
     print(f"vpzoo: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 
+
+def _run(fn, args: list[str]) -> int:
+    """Run a zoo command; the zoo's own errors (and bad input) print one clear line instead of a traceback."""
+    from vpzoo.zoo.errors import ZooError
+
+    try:
+        return fn(args)
+    except (ZooError, ValueError, FileNotFoundError) as e:
+        print(f"vpzoo: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ batched sampler that ``predict`` and ``validation_step`` share. Everything else 
 
 - input handling for :meth:`predict` (layouts, dtypes, range and shape checks with clear errors),
 - eval mode, ``torch.inference_mode`` and seeded, batched sampling,
+- publishing in the zoo format (``save_pretrained``/``push_to_hub``/``from_pretrained``, :mod:`vpzoo.zoo`),
 - validation: the future of each validation clip is predicted from its first ``n_past`` frames and per-frame
   PSNR/SSIM are accumulated with :mod:`vpzoo.metrics` (best of ``val_num_samples`` for stochastic models),
   synchronised across processes under DDP.
@@ -24,12 +25,16 @@ import torch
 from torch import Tensor
 
 from vpzoo.metrics import SampleAggregatedMetric, get_protocol
+from vpzoo.zoo.mixin import PretrainedMixin
 
 __all__ = ["VideoPredictionModel"]
 
 
-class VideoPredictionModel(L.LightningModule):
+class VideoPredictionModel(PretrainedMixin, L.LightningModule):
     """Base class of all vpzoo models.
+
+    Publishing (:class:`~vpzoo.zoo.mixin.PretrainedMixin`): ``save_pretrained(dir)``, ``push_to_hub(repo_id)`` and
+    ``from_pretrained(name_or_path)``; ``vpzoo.load`` loads any of them.
 
     Args:
         image_size: height and width of the frames the model was built for (no resizing is ever done).

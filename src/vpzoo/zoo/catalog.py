@@ -1,0 +1,451 @@
+"""``checkpoints.yaml``: the registry of pretrained checkpoints, its schema, and the helper that writes entries.
+
+The packaged file is ``vpzoo/checkpoints.yaml`` (the repository's top-level ``checkpoints.yaml`` is a symlink to
+it). ``$VPZOO_CHECKPOINTS`` (or ``path=`` of the functions here) points the zoo at another file, e.g. a private
+registry or a test's. Only checkpoints that exist are listed. Document layout::
+
+    format_version: 1
+    checkpoints:
+      - name: svg_lp_smmnist              # what vpzoo.load() takes; [a-z0-9][a-z0-9_.-]*
+        model: svg_lp                     # registry name of the architecture
+        dataset: smmnist
+        image_size: 64                    # must equal config.image_size
+        channels: 1                       # must equal config.channels
+        context_frames: 5                 # must equal config.n_past
+        future_frames: 10                 # must equal config.n_future (frames predicted in training)
+        config: {...}                     # every init argument of the model
+        weights:
+          source: file                    # file: `path` relative to this YAML file's folder (the package)
+          path: weights/svg_lp_smmnist.safetensors
+          # source: hub -> repo: owner/name, filename: model.safetensors, revision: <40-hex commit>
+          sha256: <64 hex>
+          size: 25000000                  # bytes
+          dtype: float16
+        license: Apache-2.0
+        paper: {title: ..., authors: ..., venue: ..., arxiv: ..., url: ...}
+        training: {config: configs/svg_lp/smmnist.yaml, steps: 20000, hardware: ..., time: ...}
+        metrics:                          # measured on the test protocol; see vpzoo.zoo.format.check_metrics
+          - {metric: ssim, protocol: svg, reduction: best, num_samples: 100, context_frames: 5,
+             predicted_frames: 20, num_sequences: 1000, test_set: ..., value: 0.85, copy_last: 0.70}
+        notes: ...                        # optional; say here where the recipe deviates from the paper
+
+Add an entry with ``vpzoo add-checkpoint`` (:func:`make_checkpoint_entry` + :func:`add_checkpoint`).
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Mapping
+
+from vpzoo.zoo.errors import CheckpointUnavailableError, UnknownCheckpointError
+from vpzoo.zoo.format import MODEL_PAPERS, check_metrics, file_sha256, read_config, read_weights_config, WEIGHTS_NAME
+
+__all__ = [
+    "CHECKPOINTS_ENV",
+    "CATALOG_FORMAT_VERSION",
+    "packaged_checkpoints_file",
+    "checkpoints_file",
+    "read_checkpoints",
+    "validate_checkpoints",
+    "list_checkpoints",
+    "checkpoint_info",
+    "find_hub_entry",
+    "make_checkpoint_entry",
+    "add_checkpoint",
+]
+
+CHECKPOINTS_ENV = "VPZOO_CHECKPOINTS"
+CATALOG_FORMAT_VERSION = 1
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_HEX40 = re.compile(r"^[0-9a-f]{40}$")
+_REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_DTYPES = ("float32", "float16", "bfloat16")
+_ENTRY_KEYS = {
+    "name": str, "model": str, "dataset": str, "image_size": int, "channels": int, "context_frames": int,
+    "future_frames": int, "config": dict, "weights": dict, "license": str, "paper": dict, "training": dict,
+    "metrics": list,
+}
+_OPTIONAL_KEYS = {"notes": str}
+_TRAINING_KEYS = {"config": str, "steps": int, "hardware": str, "time": str}
+_CONFIG_OF = {"image_size": "image_size", "channels": "channels", "context_frames": "n_past", "future_frames": "n_future"}
+
+_CACHE: dict[tuple[str, int, int], dict[str, dict[str, Any]]] = {}
+
+
+def packaged_checkpoints_file() -> Path:
+    """``checkpoints.yaml`` inside the installed package."""
+    return Path(__file__).resolve().parent.parent / "checkpoints.yaml"
+
+
+def checkpoints_file(path: str | os.PathLike | None = None) -> Path:
+    """The registry in use: ``path`` if given, else ``$VPZOO_CHECKPOINTS``, else the packaged file."""
+    if path is not None:
+        return Path(path)
+    env = os.environ.get(CHECKPOINTS_ENV)
+    return Path(env) if env else packaged_checkpoints_file()
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_types(mapping: Mapping[str, Any], spec: Mapping[str, type], where: str, required: bool) -> list[str]:
+    problems = []
+    for key, typ in spec.items():
+        if key not in mapping:
+            if required:
+                problems.append(f"{where}: missing {key!r}")
+            continue
+        value = mapping[key]
+        ok = _is_int(value) if typ is int else isinstance(value, typ)
+        if not ok:
+            problems.append(f"{where}.{key} must be {typ.__name__}, got {value!r}")
+    return problems
+
+
+def _entry_problems(entry: Any, index: int) -> list[str]:
+    """Structural checks (no model import, no file access)."""
+    where = f"checkpoints[{index}]"
+    if not isinstance(entry, dict):
+        return [f"{where} must be a mapping, got {type(entry).__name__}"]
+    if isinstance(entry.get("name"), str):
+        where = f"checkpoints[{index}] ({entry['name']})"
+    problems = _check_types(entry, _ENTRY_KEYS, where, required=True)
+    problems += _check_types(entry, _OPTIONAL_KEYS, where, required=False)
+    unknown = sorted(set(entry) - set(_ENTRY_KEYS) - set(_OPTIONAL_KEYS))
+    if unknown:
+        problems.append(f"{where}: unknown keys {unknown}")
+    if problems:
+        return problems
+    if not _NAME_RE.match(entry["name"]):
+        problems.append(f"{where}.name must match {_NAME_RE.pattern}, got {entry['name']!r}")
+    for key, cfg_key in _CONFIG_OF.items():
+        if entry[key] < 1:
+            problems.append(f"{where}.{key} must be >= 1")
+        if entry["config"].get(cfg_key) != entry[key]:
+            problems.append(
+                f"{where}.{key} = {entry[key]} but config.{cfg_key} = {entry['config'].get(cfg_key)!r}; they must agree"
+            )
+    w = entry["weights"]
+    wh = f"{where}.weights"
+    source = w.get("source")
+    common = {"source": str, "sha256": str, "size": int, "dtype": str}
+    if source == "file":
+        spec = {**common, "path": str}
+    elif source == "hub":
+        spec = {**common, "repo": str, "filename": str, "revision": str}
+    else:
+        return problems + [f"{wh}.source must be 'file' or 'hub', got {source!r}"]
+    typing = _check_types(w, spec, wh, required=True)
+    extra = sorted(set(w) - set(spec))
+    if extra:
+        typing.append(f"{wh}: unknown keys {extra} for source {source!r}")
+    if typing:
+        return problems + typing
+    if not _HEX64.match(w["sha256"]):
+        problems.append(f"{wh}.sha256 must be 64 lowercase hex characters, got {w['sha256']!r}")
+    if w["size"] < 1:
+        problems.append(f"{wh}.size must be >= 1 byte")
+    if w["dtype"] not in _DTYPES:
+        problems.append(f"{wh}.dtype must be one of {_DTYPES}, got {w['dtype']!r}")
+    if source == "file":
+        p = Path(w["path"])
+        if p.is_absolute() or ".." in p.parts:
+            problems.append(f"{wh}.path must be relative to the checkpoints file's folder, got {w['path']!r}")
+    else:
+        if not _REPO_RE.match(w["repo"]):
+            problems.append(f"{wh}.repo must be 'owner/name', got {w['repo']!r}")
+        if not _HEX40.match(w["revision"]):
+            problems.append(f"{wh}.revision must pin a 40-hex commit (a branch or tag can move), got {w['revision']!r}")
+    problems += _check_types(entry["paper"], {"title": str}, f"{where}.paper", required=True)
+    problems += _check_types(entry["training"], _TRAINING_KEYS, f"{where}.training", required=True)
+    if not entry["metrics"]:
+        problems.append(f"{where}.metrics: at least one metric measured on the test protocol is required")
+    else:
+        try:
+            check_metrics(entry["metrics"], f"{where}.metrics")
+        except ValueError as e:
+            problems.append(str(e))
+    return problems
+
+
+def _parse(path: Path) -> dict[str, dict[str, Any]]:
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CheckpointUnavailableError(
+            f"checkpoints file {path} does not exist" + (f" (set by ${CHECKPOINTS_ENV})" if os.environ.get(CHECKPOINTS_ENV) else "")
+        ) from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: invalid YAML: {e}") from None
+    if not isinstance(doc, dict) or set(doc) != {"format_version", "checkpoints"}:
+        raise ValueError(f"{path}: expected a mapping with exactly 'format_version' and 'checkpoints'")
+    if doc["format_version"] != CATALOG_FORMAT_VERSION:
+        raise ValueError(f"{path}: format_version must be {CATALOG_FORMAT_VERSION}, got {doc['format_version']!r}")
+    items = doc["checkpoints"] or []
+    if not isinstance(items, list):
+        raise ValueError(f"{path}: 'checkpoints' must be a list")
+    problems, entries = [], {}
+    for i, entry in enumerate(items):
+        found = _entry_problems(entry, i)
+        problems += found
+        if not found:
+            if entry["name"] in entries:
+                problems.append(f"checkpoints[{i}]: duplicate name {entry['name']!r}")
+            entries[entry["name"]] = entry
+    if problems:
+        raise ValueError(f"{path}: invalid checkpoints file:\n  - " + "\n  - ".join(problems))
+    return entries
+
+
+def read_checkpoints(path: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
+    """All entries of the registry (see :func:`checkpoints_file`), by name, schema-checked; a deep copy."""
+    file = checkpoints_file(path)
+    try:
+        st = file.stat()
+    except FileNotFoundError:
+        _parse(file)  # raises the explanatory error
+        raise
+    key = (str(file.resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _CACHE:
+        _CACHE[key] = _parse(file)
+    return copy.deepcopy(_CACHE[key])
+
+
+def weights_file(entry: Mapping[str, Any], path: str | os.PathLike | None = None) -> Path:
+    """Local path of a ``source: file`` entry's weights (relative paths are relative to the registry's folder)."""
+    return checkpoints_file(path).resolve().parent / entry["weights"]["path"]
+
+
+def validate_checkpoints(path: str | os.PathLike | None = None, *, check_files: bool = True) -> list[str]:
+    """Full check of the registry: schema, model registered, config accepted by the model, and (``check_files``)
+    that every ``source: file`` weights file exists with the recorded size and sha256.
+
+    Returns the names checked; raises ``ValueError`` listing every problem.
+    """
+    from vpzoo.zoo.format import _init_parameters
+    from vpzoo.registry import get_model_class, list_models
+
+    entries = read_checkpoints(path)
+    problems = []
+    known = set(list_models())
+    for name, entry in entries.items():
+        if entry["model"] not in known:
+            problems.append(f"{name}: model {entry['model']!r} is not registered (known: {sorted(known)})")
+            continue
+        accepted = {p.name for p in _init_parameters(get_model_class(entry["model"]))}
+        unknown, missing = sorted(set(entry["config"]) - accepted), sorted(accepted - set(entry["config"]))
+        if unknown or missing:
+            problems.append(f"{name}: config has unknown keys {unknown} and lacks {missing}; it must be the full config")
+        if check_files and entry["weights"]["source"] == "file":
+            file = weights_file(entry, path)
+            if not file.is_file():
+                problems.append(f"{name}: weights file {file} does not exist")
+                continue
+            size = file.stat().st_size
+            if size != entry["weights"]["size"]:
+                problems.append(f"{name}: {file} has {size} bytes, the entry records {entry['weights']['size']}")
+            elif file_sha256(file) != entry["weights"]["sha256"]:
+                problems.append(f"{name}: sha256 of {file} is {file_sha256(file)}, the entry records "
+                                f"{entry['weights']['sha256']}")
+    if problems:
+        raise ValueError(f"{checkpoints_file(path)}:\n  - " + "\n  - ".join(problems))
+    return list(entries)
+
+
+def list_checkpoints(
+    pattern: str = "*", *, model: str | None = None, dataset: str | None = None, path: str | os.PathLike | None = None
+) -> list[str]:
+    """Sorted names of the registered checkpoints matching the fnmatch ``pattern`` (and ``model``/``dataset``)."""
+    if not isinstance(pattern, str):
+        raise TypeError(f"pattern must be a str, got {type(pattern).__name__}")
+    return sorted(
+        name for name, e in read_checkpoints(path).items()
+        if fnmatch.fnmatch(name, pattern) and model in (None, e["model"]) and dataset in (None, e["dataset"])
+    )
+
+
+def checkpoint_info(name: str, *, path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The registry entry of checkpoint ``name`` (a copy); unknown names raise :class:`UnknownCheckpointError`."""
+    entries = read_checkpoints(path)
+    if name not in entries:
+        raise UnknownCheckpointError(unknown_name_message(name, entries, path))
+    return entries[name]
+
+
+def unknown_name_message(name: str, entries: Mapping[str, Any], path: str | os.PathLike | None = None) -> str:
+    from vpzoo.registry import suggest
+
+    file = checkpoints_file(path)
+    msg = f"unknown checkpoint {name!r}"
+    if not entries:
+        msg += f": no pretrained checkpoints are registered yet (registry: {file})"
+    else:
+        msg += f"{suggest(name, list(entries))} Registered checkpoints: {', '.join(sorted(entries))} (registry: {file})"
+    if name in _model_names():
+        pretrained = sorted(n for n, e in entries.items() if e["model"] == name)
+        msg += (f". {name!r} is a model architecture: vpzoo.create_model({name!r}) builds it untrained"
+                + (f"; its pretrained checkpoints: {', '.join(pretrained)}" if pretrained else ""))
+    elif _REPO_RE.match(name):
+        msg += f". For a Hugging Face Hub repository write 'hf://{name}'"
+    msg += ". vpzoo.load also takes a local folder (config.json + model.safetensors), a .safetensors or .ckpt file."
+    return msg
+
+
+def _model_names() -> list[str]:
+    from vpzoo.registry import list_models
+
+    return list_models()
+
+
+def find_hub_entry(
+    repo_id: str, filename: str, revision: str | None, path: str | os.PathLike | None = None
+) -> dict[str, Any] | None:
+    """The entry whose weights are ``repo_id/filename`` at commit ``revision``, if one is registered."""
+    for entry in read_checkpoints(path).values():
+        w = entry["weights"]
+        if w["source"] == "hub" and w["repo"] == repo_id and w["filename"] == filename and w["revision"] == revision:
+            return entry
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ writing
+def make_checkpoint_entry(
+    source: str | os.PathLike,
+    *,
+    name: str,
+    dataset: str,
+    metrics: list[Mapping[str, Any]],
+    training: Mapping[str, Any],
+    license: str = "Apache-2.0",
+    paper: Mapping[str, Any] | None = None,
+    notes: str | None = None,
+    hub_repo: str | None = None,
+    hub_revision: str | None = None,
+    hub_filename: str = WEIGHTS_NAME,
+    copy_to: str | os.PathLike | None = None,
+    path: str | os.PathLike | None = None,
+) -> dict[str, Any]:
+    """Build a checkpoints.yaml entry for an exported zoo folder or ``.safetensors`` file.
+
+    Computes the sha256 and size of the weights and takes the config from the folder. Weights location: with
+    ``hub_repo``/``hub_revision`` the entry points at the Hub; otherwise at a file relative to the registry's folder
+    (``copy_to``, relative to that folder, e.g. ``"weights/svg_lp_smmnist.safetensors"``, copies it there first;
+    without it the weights must already lie inside that folder).
+
+    Args:
+        source: a zoo folder (``config.json`` + ``model.safetensors``) or a ``.safetensors`` file with a vpzoo header.
+        name, dataset, license, paper (default: the model's paper), notes: entry fields.
+        metrics: metric records measured on the test protocol (e.g. from ``examples/evaluate_svg_protocol.py --json``).
+        training: recipe: ``config``, ``steps``, ``hardware``, ``time`` (more keys allowed, e.g. ``paper_steps``).
+        path: the registry file (default: :func:`checkpoints_file`).
+    """
+    source = Path(source)
+    weights = source / WEIGHTS_NAME if source.is_dir() else source
+    if not weights.is_file():
+        raise CheckpointUnavailableError(f"no weights at {weights}")
+    doc = read_config(source / "config.json") if source.is_dir() and (source / "config.json").is_file() else (
+        read_weights_config(weights))
+    if doc is None:
+        raise CheckpointUnavailableError(f"{weights}: no config.json beside it and no vpzoo config in its header")
+    cfg = doc["config"]
+    base = checkpoints_file(path).resolve().parent
+    if hub_repo is not None or hub_revision is not None:
+        if not (hub_repo and hub_revision):
+            raise ValueError("a Hub entry needs both hub_repo and hub_revision (a 40-hex commit)")
+        location: dict[str, Any] = {"source": "hub", "repo": hub_repo, "filename": hub_filename, "revision": hub_revision}
+    else:
+        if copy_to is not None:
+            dest = base / copy_to
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.resolve() != weights.resolve():
+                shutil.copyfile(weights, dest)
+            weights = dest
+        try:
+            rel = weights.resolve().relative_to(base)
+        except ValueError:
+            raise ValueError(
+                f"{weights} is not inside {base} (the registry's folder); pass copy_to='weights/{name}.safetensors' "
+                "(`--copy-to`) to copy it there, or publish it to the Hub and pass hub_repo/hub_revision"
+            ) from None
+        location = {"source": "file", "path": rel.as_posix()}
+    location.update(sha256=file_sha256(weights), size=weights.stat().st_size, dtype=doc.get("dtype", "float32"))
+    entry: dict[str, Any] = {
+        "name": name,
+        "model": doc["model"],
+        "dataset": dataset,
+        "image_size": cfg.get("image_size"),
+        "channels": cfg.get("channels"),
+        "context_frames": cfg.get("n_past"),
+        "future_frames": cfg.get("n_future"),
+        "config": cfg,
+        "weights": location,
+        "license": license,
+        "paper": dict(paper) if paper is not None else dict(MODEL_PAPERS.get(doc["model"], {})),
+        "training": dict(training),
+        "metrics": check_metrics([dict(m) for m in metrics], "metrics"),
+    }
+    if notes:
+        entry["notes"] = notes
+    problems = _entry_problems(entry, 0)
+    if problems:
+        raise ValueError("the new entry is invalid:\n  - " + "\n  - ".join(problems))
+    return entry
+
+
+def dump_entry(entry: Mapping[str, Any]) -> str:
+    """YAML text of one entry as a list item (what ``vpzoo add-checkpoint`` prints)."""
+    import yaml
+
+    return yaml.safe_dump([dict(entry)], sort_keys=False, default_flow_style=False, width=110)
+
+
+def add_checkpoint(entry: Mapping[str, Any], path: str | os.PathLike | None = None, *, replace: bool = False) -> Path:
+    """Append ``entry`` to the registry file (keeping its leading comment block); ``replace`` an entry of that name.
+
+    The result is re-read and schema-checked before it replaces the file (atomically).
+    """
+    import yaml
+
+    from vpzoo.cache import atomic_write_text
+
+    file = checkpoints_file(path).resolve()
+    text = file.read_text(encoding="utf-8") if file.exists() else ""
+    header = []
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            header.append(line)
+        else:
+            break
+    current = list(_parse(file).values()) if file.exists() else []
+    names = [e["name"] for e in current]
+    if entry["name"] in names:
+        if not replace:
+            raise ValueError(f"{file} already has a checkpoint named {entry['name']!r}; pass replace=True (`--replace`)")
+        current[names.index(entry["name"])] = dict(entry)
+    else:
+        current.append(dict(entry))
+    body = yaml.safe_dump(
+        {"format_version": CATALOG_FORMAT_VERSION, "checkpoints": current},
+        sort_keys=False, default_flow_style=False, width=110,
+    )
+    new_text = ("\n".join(header).rstrip() + "\n\n" if any(h.strip() for h in header) else "") + body
+    tmp = file.with_name(f".{file.name}.check")
+    tmp.write_text(new_text, encoding="utf-8")
+    try:
+        _parse(tmp)
+    finally:
+        tmp.unlink()
+    atomic_write_text(file, new_text)
+    return file

@@ -1,0 +1,69 @@
+"""The runnable examples in examples/, each run as a user would (a subprocess) on tiny settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vpzoo.io import read_video, write_gif
+from vpzoo.models import SVGLP
+from vpzoo.zoo.format import check_metrics
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+TINY = dict(n_past=3, n_future=3, codec_width=8, g_dim=16, z_dim=4, rnn_size=32)
+
+
+def run_example(name: str, args: list[str], cwd: Path, timeout: int = 300) -> str:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(EXAMPLES / name), *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{name} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    return SVGLP(**TINY).save_pretrained(tmp_path_factory.mktemp("examples") / "tiny")
+
+
+def test_load_and_predict_on_a_users_clip(tiny_checkpoint, tmp_path):
+    clip = torch.rand(7, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+    write_gif(tmp_path / "my_clip.gif", clip)
+    out = run_example("load_and_predict.py", [tiny_checkpoint, "--input", "my_clip.gif", "--n-future", 4,
+                                              "--num-samples", 2, "--out", "pred.gif"], tmp_path)
+    assert "predicted samples: (1, 2, 4, 1, 64, 64)" in out
+    assert read_video(tmp_path / "pred.gif").shape[1:] == (68, 3 * 68, 3)  # truth + 2 samples, 2-px borders
+    assert Image.open(tmp_path / "pred.png").size == (7 * 68, 3 * 68)  # 3 context + 4 predicted frames
+
+
+def test_evaluate_svg_protocol_prints_the_table_with_copy_last(tiny_checkpoint, tmp_path):
+    out = run_example("evaluate_svg_protocol.py", [tiny_checkpoint, "--num-test", 4, "--num-samples", 2,
+                                                   "--n-future", 3, "--batch-size", 2, "--json", "m.json"], tmp_path)
+    assert "5 context -> 3 predicted frames, protocol 'svg'" in out
+    assert "best of 2" in out and "copy_last" in out
+    report = json.loads((tmp_path / "m.json").read_text())
+    records = check_metrics(report["metrics"], "m.json")  # the format checkpoints.yaml takes
+    assert {(r["metric"], r["num_samples"], r["num_sequences"], r["protocol"]) for r in records} == {
+        ("psnr", 2, 4, "svg"), ("ssim", 2, 4, "svg")}
+    assert all(np.isfinite(r["value"]) and np.isfinite(r["copy_last"]) for r in records)
+    assert len(report["per_frame"]["model"]["ssim"]) == 3
+
+
+def test_train_on_a_custom_folder_export_and_predict(tmp_path):
+    out = run_example("train_custom_folder.py", ["--out", tmp_path / "run", "--tiny", "--max-steps", 2,
+                                                 "--batch-size", 2, "--n-past", 3, "--n-future", 3], tmp_path)
+    run = tmp_path / "run"
+    assert len(list((run / "videos").glob("*.mp4"))) == 6
+    assert "$ vpzoo fit --config" in out and (run / "checkpoints" / "last.ckpt").is_file()
+    assert sorted(p.name for p in (run / "model").iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert json.loads((run / "model" / "config.json").read_text())["training"]["global_step"] == 2
+    assert (run / "pred.gif").is_file() and (run / "pred.png").is_file()
