@@ -51,3 +51,47 @@ __all__ = [
     "reduce_samples",
     "register_frame_metric",
 ]
+
+# LPIPS and FVD, with their network weights resolved like checkpoints (pinned, verified, cached; local paths and
+# $VPZOO_I3D_PATH / $VPZOO_ALEXNET_PATH / $VPZOO_LPIPS_ALEX_PATH). Importing lpips registers the "lpips" frame
+# metric of SampleAggregatedMetric; nothing is downloaded at import.
+from vpzoo.metrics.fvd import (  # noqa: E402
+    FVD_CLIP_LENGTH,
+    FrechetVideoDistance,
+    frechet_distance,
+    frechet_video_distance,
+    preprocess_clips,
+)
+from vpzoo.metrics.i3d import I3DFeatureExtractor, InceptionI3d, load_i3d  # noqa: E402
+from vpzoo.metrics.lpips import LPIPSAlex, load_lpips, lpips, set_default_lpips_network  # noqa: E402
+from vpzoo.metrics.weights import (  # noqa: E402
+    MissingWeightsError,
+    ResolvedWeights,
+    WeightSpec,
+    WeightsVerificationError,
+    available_weights,
+    register_weights,
+    resolve_weights,
+)
+
+__all__ += [
+    "FVD_CLIP_LENGTH",
+    "FrechetVideoDistance",
+    "frechet_distance",
+    "frechet_video_distance",
+    "preprocess_clips",
+    "I3DFeatureExtractor",
+    "InceptionI3d",
+    "load_i3d",
+    "LPIPSAlex",
+    "load_lpips",
+    "lpips",
+    "set_default_lpips_network",
+    "MissingWeightsError",
+    "ResolvedWeights",
+    "WeightSpec",
+    "WeightsVerificationError",
+    "available_weights",
+    "register_weights",
+    "resolve_weights",
+]
