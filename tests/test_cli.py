@@ -89,3 +89,13 @@ def test_validation_metrics_are_synchronised_across_processes(tmp_path):
     for key in ("val/psnr", "val/ssim", "val/ssim_t06", "val/psnr_t10"):
         a, b = last_value(read_metrics(single), key), last_value(read_metrics(ddp), key)
         assert a == pytest.approx(b, abs=1e-5), key
+
+
+def test_data_command_reaches_prepare(tmp_path):
+    out = run_vpzoo(["data", "list"], tmp_path).stdout
+    for name in ("kth", "bair", "moving_mnist", "bouncing_balls", "human36m"):
+        assert name in out
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([VPZOO, "data", "prepare", "human36m", "--root", str(tmp_path / "h36m")], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1 and "human36m" in proc.stderr.lower()

@@ -258,10 +258,18 @@ commands:
   list [PATTERN] [--checkpoints | --all]                       registered models / pretrained checkpoints
   export CKPT OUT_DIR [--dtype float16]                        Lightning checkpoint -> zoo folder
   add-checkpoint SRC --name NAME ... [--write]                 checkpoints.yaml entry of an exported folder
+  data prepare NAME --root DIR                                 download and preprocess a dataset once
+  data list                                                    the datasets `data prepare` knows
 
 Run `vpzoo fit --help` for every option of a Lightning command, `vpzoo COMMAND --help` for the others."""
 
-_ZOO_COMMANDS = {"list": _list, "export": _export, "add-checkpoint": _add_checkpoint}
+def _data(args: list[str]) -> int:
+    from vpzoo.data.prepare import main as prepare_main
+
+    return prepare_main(args)
+
+
+_ZOO_COMMANDS = {"list": _list, "export": _export, "add-checkpoint": _add_checkpoint, "data": _data}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,7 @@ Importing this package registers every model in :mod:`vpzoo.registry`.
 
 from vpzoo.models.base import VideoPredictionModel
 from vpzoo.models.copy_last import CopyLast
+from vpzoo.models.sv2p import SV2P
 from vpzoo.models.svg import SVG, SVGFP, SVGLP
 
-__all__ = ["VideoPredictionModel", "CopyLast", "SVG", "SVGLP", "SVGFP"]
+__all__ = ["VideoPredictionModel", "CopyLast", "SVG", "SVGLP", "SVGFP", "SV2P"]
