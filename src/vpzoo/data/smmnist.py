@@ -22,6 +22,12 @@ left, right; normal component before tangential one). It is *not* bit-identical 
 Values: digits are uint8 (PIL-bilinear 28->32, as SVG's ``Scale(32)`` + ``ToTensor``), sums are accumulated
 in integers and clipped at 255, so every generated value is exactly ``k / 255`` (float32), in the training
 stream as well as in the cached validation/test sets, which are stored losslessly as uint8.
+
+DRNet's Moving MNIST (edenton/drnet-py ``data/moving_mnist.py``) is the option set ``colored=True,
+deterministic=True, velocity_range=(-4, 3)``: each digit slot is drawn in its own channel (``channels`` = 3 as
+drnet-py, digit ``k`` in channel ``k``), one digit per video, drawn uniformly *after* the trajectories, is in
+front and blanks the other channels wherever it is non-zero, the bounce reflects, and start velocities are
+``randint(-4, 4)`` of numpy, i.e. in ``[-4, 3]``. The default (grey, additive) stream is unchanged by these options.
 """
 
 from __future__ import annotations
@@ -52,6 +58,7 @@ __all__ = [
     "SMMNISTTrajectories",
     "simulate_trajectories",
     "render_frames",
+    "render_colored_frames",
     "generate_smmnist",
     "SMMNISTTrainStream",
     "SMMNISTEvalSet",
@@ -82,11 +89,13 @@ class SMMNISTTrajectories:
             at step ``t`` (after the wall checks of step ``t``); always in ``[0, image_size - digit_size - 1]``.
         velocities: int64 ``(N, T, D, 2)``, ``(dy, dx)`` after the wall checks of step ``t``: the velocity
             added to ``positions[:, t]`` after drawing (``positions[:, t+1]`` is that sum, clamped).
+        front: int64 ``(N,)``, the digit slot drawn in front of the others (coloured videos only), else ``None``.
     """
 
     digit_indices: np.ndarray
     positions: np.ndarray
     velocities: np.ndarray
+    front: Optional[np.ndarray] = None
 
     @property
     def num_sequences(self) -> int:
@@ -123,6 +132,37 @@ def _check_geometry(image_size: int, digit_size: int) -> None:
         raise ValueError(f"digit_size must be < image_size (={image_size}), got digit_size={digit_size}")
 
 
+def _check_velocity_range(velocity_range: Optional[tuple[int, int]]) -> tuple[int, int]:
+    if velocity_range is None:
+        return -MAX_SPEED, MAX_SPEED
+    try:
+        low, high = velocity_range
+    except (TypeError, ValueError):
+        raise ValueError(f"velocity_range must be a pair (low, high) of integers, got {velocity_range!r}") from None
+    for value in (low, high):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ValueError(f"velocity_range must be a pair (low, high) of integers, got {velocity_range!r}")
+    if low > high:
+        raise ValueError(f"velocity_range must have low <= high, got {velocity_range!r}")
+    return int(low), int(high)
+
+
+def _resolve_channels(colored: bool, channels: Optional[int], num_digits: int) -> int:
+    """Output channels: 1 for grey videos; for coloured ones ``channels`` (default ``max(3, num_digits)``)."""
+    if not colored:
+        if channels not in (None, 1):
+            raise ValueError(f"grey (colored=False) videos have 1 channel, got channels={channels!r}")
+        return 1
+    if channels is None:
+        return max(3, int(num_digits))
+    _check_int("channels", channels, 1)
+    if channels < num_digits:
+        raise ValueError(
+            f"colored videos draw each digit in its own channel: channels={channels} < {num_digits} digits"
+        )
+    return int(channels)
+
+
 def simulate_trajectories(
     num_source_digits: int,
     num_sequences: int,
@@ -133,19 +173,25 @@ def simulate_trajectories(
     image_size: int = 64,
     digit_size: int = 32,
     deterministic: bool = False,
+    velocity_range: Optional[tuple[int, int]] = None,
 ) -> SMMNISTTrajectories:
-    """Sample digit choices and SVG-rule trajectories for ``num_sequences`` videos (no rendering)."""
+    """Sample digit choices and SVG-rule trajectories for ``num_sequences`` videos (no rendering).
+
+    ``velocity_range = (low, high)`` (inclusive) bounds the start velocities (default ``(-4, 4)``; DRNet's
+    ``(-4, 3)``); stochastic bounces always draw from SVG's ranges.
+    """
     _check_int("num_source_digits", num_source_digits, 1)
     _check_int("num_sequences", num_sequences, 0)
     _check_int("seq_len", seq_len, 1)
     _check_int("num_digits", num_digits, 1)
     _check_geometry(image_size, digit_size)
+    v_low, v_high = _check_velocity_range(velocity_range)
     rng = _as_rng(rng)
     n, d, lim, v = int(num_sequences), int(num_digits), int(image_size - digit_size), MAX_SPEED
 
     digit_indices = rng.integers(0, num_source_digits, size=(n, d), dtype=np.int64)
     start = rng.integers(0, lim, size=(n, d, 2), dtype=np.int64)  # [0, lim - 1]
-    vel = rng.integers(-v, v + 1, size=(n, d, 2), dtype=np.int64)  # [-4, 4]
+    vel = rng.integers(v_low, v_high + 1, size=(n, d, 2), dtype=np.int64)  # [-4, 4] by default
     sy, sx = start[..., 0].copy(), start[..., 1].copy()
     dy, dx = vel[..., 0].copy(), vel[..., 1].copy()
 
@@ -257,6 +303,45 @@ def render_frames(
     return out
 
 
+def render_colored_frames(
+    digits: np.ndarray,
+    digit_indices: np.ndarray,
+    positions: np.ndarray,
+    front: np.ndarray,
+    image_size: int = 64,
+    *,
+    channels: int = 3,
+    dtype: Literal["float32", "uint8"] = "float32",
+    chunk_size: int = 256,
+) -> np.ndarray:
+    """Draw DRNet's coloured videos: digit slot ``k`` in channel ``k``, the ``front`` slot occluding the others.
+
+    Returns ``(N, T, channels, H, W)``; channels beyond the number of digits stay empty. Wherever the front digit
+    of a video is non-zero, every other channel is set to 0 (edenton/drnet-py's occlusion rule).
+    """
+    digit_indices = np.asarray(digit_indices)
+    positions = np.asarray(positions)
+    front = np.asarray(front)
+    if positions.ndim != 4:
+        raise ValueError(f"positions must have shape (N, T, D, 2), got {positions.shape}")
+    n, seq_len, n_dig, _ = positions.shape
+    _check_int("channels", channels, n_dig)
+    if front.shape != (n,) or (n and (front.min() < 0 or front.max() >= n_dig)):
+        raise ValueError(f"front must hold one digit slot in [0, {n_dig - 1}] per video, got shape {front.shape}")
+    np_dtype = np.dtype(np.float32 if dtype == "float32" else np.uint8)
+    out = np.zeros((n, seq_len, channels, image_size, image_size), dtype=np_dtype)
+    for k in range(n_dig):
+        out[:, :, k : k + 1] = render_frames(
+            digits, digit_indices[:, k : k + 1], positions[:, :, k : k + 1], image_size, dtype=dtype,
+            chunk_size=chunk_size,
+        )
+    in_front = np.take_along_axis(out, front[:, None, None, None, None].astype(np.int64), axis=2) > 0  # (N,T,1,H,W)
+    for k in range(n_dig):
+        behind = (front != k)[:, None, None, None]
+        out[:, :, k][in_front[:, :, 0] & behind] = 0
+    return out
+
+
 def generate_smmnist(
     digits: np.ndarray,
     num_sequences: int,
@@ -269,6 +354,9 @@ def generate_smmnist(
     return_trajectories: bool = False,
     dtype: Literal["float32", "uint8"] = "float32",
     chunk_size: int = 256,
+    colored: bool = False,
+    channels: Optional[int] = None,
+    velocity_range: Optional[tuple[int, int]] = None,
 ) -> Union[np.ndarray, tuple[np.ndarray, SMMNISTTrajectories]]:
     """Generate SM-MNIST videos with edenton/svg's rule (see the module docstring).
 
@@ -284,13 +372,18 @@ def generate_smmnist(
         return_trajectories: also return the :class:`SMMNISTTrajectories`.
         dtype: ``"float32"`` in [0, 1] (default) or ``"uint8"`` in 0..255.
         chunk_size: videos rendered per vectorised chunk.
+        colored: DRNet's form: each digit in its own channel, one random digit in front (drawn after the
+            trajectories); see :func:`render_colored_frames`.
+        channels: channels of coloured videos (default ``max(3, num_digits)``); grey videos have 1.
+        velocity_range: inclusive range of the start velocities (default ``(-4, 4)``; DRNet's ``(-4, 3)``).
 
     Returns:
-        ``videos`` of shape ``(N, T, 1, H, W)``, or ``(videos, trajectories)``.
+        ``videos`` of shape ``(N, T, C, H, W)`` (``C = 1`` unless coloured), or ``(videos, trajectories)``.
     """
     digits = np.asarray(digits)
     if digits.ndim != 3 or digits.shape[1] != digits.shape[2] or digits.shape[0] < 1:
         raise ValueError(f"digits must have shape (M>=1, s, s), got {digits.shape}")
+    rng = _as_rng(rng)
     traj = simulate_trajectories(
         digits.shape[0],
         num_sequences,
@@ -300,10 +393,20 @@ def generate_smmnist(
         image_size=image_size,
         digit_size=int(digits.shape[1]),
         deterministic=deterministic,
+        velocity_range=velocity_range,
     )
-    videos = render_frames(
-        digits, traj.digit_indices, traj.positions, image_size, dtype=dtype, chunk_size=chunk_size
-    )
+    n_channels = _resolve_channels(colored, channels, num_digits)
+    if colored:
+        front = rng.integers(0, num_digits, size=traj.num_sequences, dtype=np.int64)
+        traj = SMMNISTTrajectories(traj.digit_indices, traj.positions, traj.velocities, front)
+        videos = render_colored_frames(
+            digits, traj.digit_indices, traj.positions, front, image_size, channels=n_channels, dtype=dtype,
+            chunk_size=chunk_size,
+        )
+    else:
+        videos = render_frames(
+            digits, traj.digit_indices, traj.positions, image_size, dtype=dtype, chunk_size=chunk_size
+        )
     return (videos, traj) if return_trajectories else videos
 
 
@@ -311,7 +414,9 @@ def generate_smmnist(
 # Datasets
 # --------------------------------------------------------------------------------------------------------
 class SMMNISTTrainStream(IterableDataset):
-    """Endless, seeded stream of training **batches** ``(batch_size, seq_len, 1, H, W)`` float32 in [0, 1].
+    """Endless, seeded stream of training **batches** ``(batch_size, seq_len, C, H, W)`` float32 in [0, 1].
+
+    ``C = 1``, or ``channels`` for DRNet's coloured videos (``colored=True``).
 
     Use with ``DataLoader(stream, batch_size=None)``. Every ``__iter__`` starts a fresh stream whose numpy
     generator is seeded with ``SeedSequence([seed, 0, rank, worker_id, epoch, n_iter])``: ``rank`` is the
@@ -332,6 +437,9 @@ class SMMNISTTrainStream(IterableDataset):
         deterministic: bool = False,
         seed: int = 0,
         rank: int = 0,
+        colored: bool = False,
+        channels: Optional[int] = None,
+        velocity_range: Optional[tuple[int, int]] = None,
     ) -> None:
         super().__init__()
         _check_int("batch_size", batch_size, 1)
@@ -346,6 +454,9 @@ class SMMNISTTrainStream(IterableDataset):
         self.num_digits = int(num_digits)
         self.image_size = int(image_size)
         self.deterministic = bool(deterministic)
+        self.colored = bool(colored)
+        self.channels = _resolve_channels(self.colored, channels, self.num_digits)
+        self.velocity_range = _check_velocity_range(velocity_range)
         self.seed = int(seed)
         self.rank = int(rank)
         self.epoch = 0
@@ -370,6 +481,9 @@ class SMMNISTTrainStream(IterableDataset):
                 num_digits=self.num_digits,
                 image_size=self.image_size,
                 deterministic=self.deterministic,
+                colored=self.colored,
+                channels=self.channels,
+                velocity_range=self.velocity_range,
             )
             yield torch.from_numpy(videos)
 
@@ -382,7 +496,7 @@ class SMMNISTTrainStream(IterableDataset):
 
 
 class SMMNISTEvalSet(Dataset):
-    """Fixed, map-style SM-MNIST clips stored as uint8 ``(N, T, 1, H, W)``; items are float32 ``k/255``.
+    """Fixed, map-style SM-MNIST clips stored as uint8 ``(N, T, C, H, W)``; items are float32 ``k/255``.
 
     ``source`` is an array or the path of a ``.npy`` file (opened lazily with ``mmap_mode="r"`` in each
     process, so DataLoader workers neither copy nor pickle the clips).
@@ -392,7 +506,7 @@ class SMMNISTEvalSet(Dataset):
         super().__init__()
         if isinstance(source, np.ndarray):
             if source.dtype != np.uint8 or source.ndim != 5:
-                raise ValueError(f"expected a uint8 (N, T, 1, H, W) array, got {source.dtype} {source.shape}")
+                raise ValueError(f"expected a uint8 (N, T, C, H, W) array, got {source.dtype} {source.shape}")
             self.path: Optional[str] = None
             self._array: Optional[np.ndarray] = source
         else:
@@ -441,7 +555,7 @@ class _EpochLoader(DataLoader):
 class StochasticMovingMNISTDataModule(pl.LightningDataModule):
     """Stochastic Moving MNIST (edenton/svg rule) as a LightningDataModule.
 
-    Batches are plain float32 tensors ``(B, T, 1, H, W)`` in [0, 1] (no labels).
+    Batches are plain float32 tensors ``(B, T, C, H, W)`` in [0, 1] (no labels); ``C = 1`` unless ``colored``.
 
     * **train**: an endless stream generated on the fly from the training digits (``seed``, DDP rank and
       worker id are mixed into the seed; see :class:`SMMNISTTrainStream`). It has no length: bound training
@@ -479,6 +593,10 @@ class StochasticMovingMNISTDataModule(pl.LightningDataModule):
         cache_dir: directory for the cached val/test ``.npy`` files.
         pin_memory: DataLoader ``pin_memory``.
         persistent_workers: DataLoader ``persistent_workers`` (only used when ``num_workers > 0``).
+        colored: DRNet's Moving MNIST: each digit in its own channel, one digit in front occluding the others
+            (use with ``deterministic=True, velocity_range=[-4, 3]`` for edenton/drnet-py's generator).
+        channels: channels of coloured videos (default ``max(3, num_digits)``, 3 as drnet-py); grey videos have 1.
+        velocity_range: inclusive ``[low, high]`` of the start velocities (default ``[-4, 4]``; drnet-py ``[-4, 3]``).
     """
 
     channels: int = 1
@@ -503,6 +621,9 @@ class StochasticMovingMNISTDataModule(pl.LightningDataModule):
         cache_dir: Optional[str] = None,
         pin_memory: bool = False,
         persistent_workers: bool = False,
+        colored: bool = False,
+        channels: Optional[int] = None,
+        velocity_range: Optional[tuple[int, int]] = None,
     ) -> None:
         super().__init__()
         _check_int("batch_size", batch_size, 1)
@@ -527,6 +648,12 @@ class StochasticMovingMNISTDataModule(pl.LightningDataModule):
         self.eval_seq_len = int(eval_seq_len)
         self.num_digits = int(num_digits)
         self.deterministic = bool(deterministic)
+        self.colored = bool(colored)
+        self.channels = _resolve_channels(self.colored, channels, int(num_digits))
+        # Record the resolved channel count: Lightning checks that hparams shared by the model and the data module
+        # agree, so a grey stream must say channels=1 (not None) to train a 1-channel model.
+        self.hparams["channels"] = self.channels
+        self.velocity_range = _check_velocity_range(velocity_range)
         self.image_size = int(image_size)
         self.digit_size = int(digit_size)
         self.num_val = int(num_val)
@@ -571,6 +698,11 @@ class StochasticMovingMNISTDataModule(pl.LightningDataModule):
             "digit_split": pool_split,
             "digit_pool_sha256": self._pool_sha[key],
         }
+        # options added later enter the key only when they differ from the default, so existing caches stay valid
+        if self.colored:
+            opts.update(colored=True, channels=self.channels)
+        if self.velocity_range != (-MAX_SPEED, MAX_SPEED):
+            opts["velocity_range"] = list(self.velocity_range)
         return opts, pool
 
     def cache_path(self, split: Literal["val", "test"]) -> Path:
@@ -581,7 +713,7 @@ class StochasticMovingMNISTDataModule(pl.LightningDataModule):
         return self.cache_dir / f"{split}-{options_hash(opts)}.npy"
 
     def generate_eval_set(self, split: Literal["val", "test"]) -> np.ndarray:
-        """Generate the fixed ``split`` set (uint8 ``(N, T, 1, H, W)``) without touching the cache."""
+        """Generate the fixed ``split`` set (uint8 ``(N, T, C, H, W)``) without touching the cache."""
         opts, pool = self._eval_options(split)
         rng = np.random.default_rng(np.random.SeedSequence([self.eval_seed, _SPLIT_CODES[split]]))
         return generate_smmnist(
@@ -593,12 +725,15 @@ class StochasticMovingMNISTDataModule(pl.LightningDataModule):
             image_size=self.image_size,
             deterministic=self.deterministic,
             dtype="uint8",
+            colored=self.colored,
+            channels=self.channels,
+            velocity_range=self.velocity_range,
         )
 
     def _ensure_eval_set(self, split: str) -> Path:
         opts, _ = self._eval_options(split)
         path = self.cache_dir / f"{split}-{options_hash(opts)}.npy"
-        shape = (opts["num_clips"], self.eval_seq_len, 1, self.image_size, self.image_size)
+        shape = (opts["num_clips"], self.eval_seq_len, self.channels, self.image_size, self.image_size)
         if try_load_npy(path, shape, np.uint8) is None:
             data = self.generate_eval_set(split)
             atomic_save_npy(path, data)
@@ -632,6 +767,9 @@ class StochasticMovingMNISTDataModule(pl.LightningDataModule):
                 deterministic=self.deterministic,
                 seed=self.seed,
                 rank=self._rank(),
+                colored=self.colored,
+                channels=self.channels,
+                velocity_range=self.velocity_range,
             )
         if stage in (None, "fit", "validate"):
             self.val_set = SMMNISTEvalSet(self._ensure_eval_set("val"))
