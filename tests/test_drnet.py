@@ -362,7 +362,9 @@ def test_colored_moving_mnist_generator(digits):
 
 def test_colored_datamodule(tmp_path):
     kwargs = dict(batch_size=2, seq_len=5, eval_seq_len=6, num_val=3, num_test=3, cache_dir=str(tmp_path))
-    dm = StochasticMovingMNISTDataModule(colored=True, deterministic=True, velocity_range=(-4, 3), **kwargs)
+    with pytest.raises(ValueError, match="own channel"):  # channels is explicit: 1 (the default) is too few
+        StochasticMovingMNISTDataModule(colored=True, **kwargs)
+    dm = StochasticMovingMNISTDataModule(colored=True, channels=3, deterministic=True, velocity_range=(-4, 3), **kwargs)
     dm.setup("fit")
     assert next(iter(dm.train_dataloader())).shape == (2, 5, 3, 64, 64)
     assert next(iter(dm.val_dataloader())).shape == (2, 6, 3, 64, 64)

@@ -595,7 +595,7 @@ class StochasticMovingMNISTDataModule(pl.LightningDataModule):
         persistent_workers: DataLoader ``persistent_workers`` (only used when ``num_workers > 0``).
         colored: DRNet's Moving MNIST: each digit in its own channel, one digit in front occluding the others
             (use with ``deterministic=True, velocity_range=[-4, 3]`` for edenton/drnet-py's generator).
-        channels: channels of coloured videos (default ``max(3, num_digits)``, 3 as drnet-py); grey videos have 1.
+        channels: channels per frame: 1 for grey videos; for coloured ones at least ``num_digits`` (3 as drnet-py).
         velocity_range: inclusive ``[low, high]`` of the start velocities (default ``[-4, 4]``; drnet-py ``[-4, 3]``).
     """
 
@@ -622,7 +622,7 @@ class StochasticMovingMNISTDataModule(pl.LightningDataModule):
         pin_memory: bool = False,
         persistent_workers: bool = False,
         colored: bool = False,
-        channels: Optional[int] = None,
+        channels: int = 1,
         velocity_range: Optional[tuple[int, int]] = None,
     ) -> None:
         super().__init__()
@@ -642,6 +642,9 @@ class StochasticMovingMNISTDataModule(pl.LightningDataModule):
             raise ValueError(f"val_digits must be 'test' or 'train', got {val_digits!r}")
         if root is not None and not isinstance(root, (str, os.PathLike)):
             raise ValueError(f"root must be a directory path or None, got {root!r}")
+        # ``channels`` is an explicit int (1 for grey videos): Lightning checks that hparams shared by the model and
+        # the data module agree, so the data module must state the same channel count as the model it feeds.
+        channels = _resolve_channels(bool(colored), channels, int(num_digits))
         self.save_hyperparameters()
         self.batch_size = int(batch_size)
         self.seq_len = int(seq_len)
@@ -649,10 +652,7 @@ class StochasticMovingMNISTDataModule(pl.LightningDataModule):
         self.num_digits = int(num_digits)
         self.deterministic = bool(deterministic)
         self.colored = bool(colored)
-        self.channels = _resolve_channels(self.colored, channels, int(num_digits))
-        # Record the resolved channel count: Lightning checks that hparams shared by the model and the data module
-        # agree, so a grey stream must say channels=1 (not None) to train a 1-channel model.
-        self.hparams["channels"] = self.channels
+        self.channels = channels
         self.velocity_range = _check_velocity_range(velocity_range)
         self.image_size = int(image_size)
         self.digit_size = int(digit_size)
