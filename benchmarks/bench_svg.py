@@ -16,6 +16,7 @@ against SVG-LP's measured training consumption (target >= 10x), and, for one cli
 in one batch against a loop of 100 single-sample ``predict`` calls (target >= 5x).
 
 Usage: python benchmarks/bench_svg.py [--quick] [--out benchmarks/results/svg.json]
+       python benchmarks/bench_svg.py --one-clip-only --out benchmarks/results/svg_one_clip.json
 """
 
 from __future__ import annotations
@@ -115,13 +116,36 @@ def timeit(fn, repeats: int) -> float:
     return (time.perf_counter() - start) / repeats
 
 
+def one_clip_only(model: SVGLP, out_path: str, num_samples: int = 100, n_future: int = 20) -> None:
+    """The issue's predict target: 100 samples of one clip in one batch against 100 single-sample calls."""
+    model.eval()
+    clip = torch.rand(1, 5, 1, 64, 64).round()
+    t_loop = timeit(lambda: [model.predict(clip, n_future, num_samples=1, seed=s) for s in range(num_samples)], 1)
+    t_batch = timeit(lambda: model.predict(clip, n_future, num_samples=num_samples, seed=0), 3)
+    print(f"{'measurement':<64} {'seconds':>9} {'ratio':>7}")
+    print(f"{f'1 clip: loop of {num_samples} single-sample predict calls (5+{n_future})':<64} {t_loop:9.3f}")
+    print(f"{f'1 clip: predict(num_samples={num_samples}) in one batch':<64} {t_batch:9.3f} {t_loop / t_batch:7.2f}")
+    result = {"model": "svg_lp (SM-MNIST config)", "threads": torch.get_num_threads(), "num_samples": num_samples,
+              "n_future": n_future, "single_sample_loop_seconds": t_loop, "batched_seconds": t_batch,
+              "speedup": t_loop / t_batch, "target_ratio": 5}
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repeats and samples (smoke run)")
     parser.add_argument("--out", default="benchmarks/results/svg.json")
+    parser.add_argument("--one-clip-only", action="store_true",
+                        help="only 1 clip: predict(num_samples=100) in one batch vs 100 single-sample calls")
     args = parser.parse_args()
     torch.manual_seed(0)
     model = SVGLP()  # the SM-MNIST configuration, 12,614,057 parameters
+    if args.one_clip_only:
+        one_clip_only(model, args.out)
+        return
     batch, seq_len = 16, 15
     x = torch.rand(batch, seq_len, 1, 64, 64).round()
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
