@@ -50,6 +50,7 @@ except ImportError:  # pragma: no cover
     import pytorch_lightning as pl  # type: ignore
 
 from vpzoo.cache import atomic_save_npy, atomic_write_text, default_cache_dir, options_hash, try_load_npy
+from vpzoo.data._common import EpochLoader, check_int
 from vpzoo.data.mnist_digits import digits_sha256, load_digit_pool
 
 __all__ = [
@@ -118,16 +119,9 @@ def _as_rng(rng: RngLike) -> np.random.Generator:
     raise TypeError(f"rng must be a numpy Generator, SeedSequence or int seed, got {type(rng).__name__}")
 
 
-def _check_int(name: str, value: int, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-
-
 def _check_geometry(image_size: int, digit_size: int) -> None:
-    _check_int("image_size", image_size, 2)
-    _check_int("digit_size", digit_size, 1)
+    check_int("image_size", image_size, 2)
+    check_int("digit_size", digit_size, 1)
     if digit_size >= image_size:
         raise ValueError(f"digit_size must be < image_size (={image_size}), got digit_size={digit_size}")
 
@@ -155,7 +149,7 @@ def _resolve_channels(colored: bool, channels: Optional[int], num_digits: int) -
         return 1
     if channels is None:
         return max(3, int(num_digits))
-    _check_int("channels", channels, 1)
+    check_int("channels", channels, 1)
     if channels < num_digits:
         raise ValueError(
             f"colored videos draw each digit in its own channel: channels={channels} < {num_digits} digits"
@@ -180,10 +174,10 @@ def simulate_trajectories(
     ``velocity_range = (low, high)`` (inclusive) bounds the start velocities (default ``(-4, 4)``; DRNet's
     ``(-4, 3)``); stochastic bounces always draw from SVG's ranges.
     """
-    _check_int("num_source_digits", num_source_digits, 1)
-    _check_int("num_sequences", num_sequences, 0)
-    _check_int("seq_len", seq_len, 1)
-    _check_int("num_digits", num_digits, 1)
+    check_int("num_source_digits", num_source_digits, 1)
+    check_int("num_sequences", num_sequences, 0)
+    check_int("seq_len", seq_len, 1)
+    check_int("num_digits", num_digits, 1)
     _check_geometry(image_size, digit_size)
     v_low, v_high = _check_velocity_range(velocity_range)
     rng = _as_rng(rng)
@@ -325,7 +319,7 @@ def render_colored_frames(
     if positions.ndim != 4:
         raise ValueError(f"positions must have shape (N, T, D, 2), got {positions.shape}")
     n, seq_len, n_dig, _ = positions.shape
-    _check_int("channels", channels, n_dig)
+    check_int("channels", channels, n_dig)
     if front.shape != (n,) or (n and (front.min() < 0 or front.max() >= n_dig)):
         raise ValueError(f"front must hold one digit slot in [0, {n_dig - 1}] per video, got shape {front.shape}")
     np_dtype = np.dtype(np.float32 if dtype == "float32" else np.uint8)
@@ -442,11 +436,11 @@ class SMMNISTTrainStream(IterableDataset):
         velocity_range: Optional[tuple[int, int]] = None,
     ) -> None:
         super().__init__()
-        _check_int("batch_size", batch_size, 1)
-        _check_int("seq_len", seq_len, 1)
-        _check_int("num_digits", num_digits, 1)
-        _check_int("seed", seed, 0)
-        _check_int("rank", rank, 0)
+        check_int("batch_size", batch_size, 1)
+        check_int("seq_len", seq_len, 1)
+        check_int("num_digits", num_digits, 1)
+        check_int("seed", seed, 0)
+        check_int("rank", rank, 0)
         _check_geometry(image_size, int(np.asarray(digits).shape[-1]))
         self.digits = digits
         self.batch_size = int(batch_size)
@@ -535,20 +529,6 @@ class SMMNISTEvalSet(Dataset):
         return torch.from_numpy(clip)
 
 
-class _EpochLoader(DataLoader):
-    """DataLoader that tells its dataset the epoch (number of previous ``iter`` calls) before iterating."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._epochs_started = 0
-
-    def __iter__(self):
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(self._epochs_started)
-        self._epochs_started += 1
-        return super().__iter__()
-
-
 # --------------------------------------------------------------------------------------------------------
 # DataModule
 # --------------------------------------------------------------------------------------------------------
@@ -626,18 +606,18 @@ class StochasticMovingMNISTDataModule(pl.LightningDataModule):
         velocity_range: Optional[tuple[int, int]] = None,
     ) -> None:
         super().__init__()
-        _check_int("batch_size", batch_size, 1)
-        _check_int("seq_len", seq_len, 2)
-        _check_int("eval_seq_len", eval_seq_len, 2)
-        _check_int("num_digits", num_digits, 1)
+        check_int("batch_size", batch_size, 1)
+        check_int("seq_len", seq_len, 2)
+        check_int("eval_seq_len", eval_seq_len, 2)
+        check_int("num_digits", num_digits, 1)
         _check_geometry(image_size, digit_size)
-        _check_int("num_val", num_val, 1)
-        _check_int("num_test", num_test, 1)
+        check_int("num_val", num_val, 1)
+        check_int("num_test", num_test, 1)
         if eval_batch_size is not None:
-            _check_int("eval_batch_size", eval_batch_size, 1)
-        _check_int("num_workers", num_workers, 0)
-        _check_int("seed", seed, 0)
-        _check_int("eval_seed", eval_seed, 0)
+            check_int("eval_batch_size", eval_batch_size, 1)
+        check_int("num_workers", num_workers, 0)
+        check_int("seed", seed, 0)
+        check_int("eval_seed", eval_seed, 0)
         if val_digits not in ("test", "train"):
             raise ValueError(f"val_digits must be 'test' or 'train', got {val_digits!r}")
         if root is not None and not isinstance(root, (str, os.PathLike)):
@@ -787,7 +767,7 @@ class StochasticMovingMNISTDataModule(pl.LightningDataModule):
         if self.train_set is None:
             self.setup("fit")
         self.train_set.rank = self._rank()
-        return _EpochLoader(self.train_set, batch_size=None, **self._loader_kwargs())
+        return EpochLoader(self.train_set, batch_size=None, **self._loader_kwargs())
 
     def _eval_loader(self, dataset: Optional[SMMNISTEvalSet], stage: str) -> DataLoader:
         if dataset is None:
