@@ -42,15 +42,10 @@ from typing import Iterator, Literal, Optional, Union
 import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
-from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
-
-try:
-    import lightning.pytorch as pl
-except ImportError:  # pragma: no cover
-    import pytorch_lightning as pl  # type: ignore
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from vpzoo.cache import atomic_save_npy, atomic_write_text, default_cache_dir, options_hash, try_load_npy
-from vpzoo.data._common import EpochLoader, check_int
+from vpzoo.data._common import VideoDataModule, check_int
 from vpzoo.data.mnist_digits import digits_sha256, load_digit_pool
 
 __all__ = [
@@ -532,7 +527,7 @@ class SMMNISTEvalSet(Dataset):
 # --------------------------------------------------------------------------------------------------------
 # DataModule
 # --------------------------------------------------------------------------------------------------------
-class StochasticMovingMNISTDataModule(pl.LightningDataModule):
+class StochasticMovingMNISTDataModule(VideoDataModule):
     """Stochastic Moving MNIST (edenton/svg rule) as a LightningDataModule.
 
     Batches are plain float32 tensors ``(B, T, C, H, W)`` in [0, 1] (no labels); ``C = 1`` unless ``colored``.
@@ -728,14 +723,6 @@ class StochasticMovingMNISTDataModule(pl.LightningDataModule):
         self._ensure_eval_set("val")
         self._ensure_eval_set("test")
 
-    def _rank(self) -> int:
-        trainer = getattr(self, "trainer", None)
-        if trainer is not None:
-            return int(trainer.global_rank)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            return int(torch.distributed.get_rank())
-        return 0
-
     def setup(self, stage: Optional[str] = None) -> None:
         if stage in (None, "fit"):
             self.train_set = SMMNISTTrainStream(
@@ -755,33 +742,3 @@ class StochasticMovingMNISTDataModule(pl.LightningDataModule):
             self.val_set = SMMNISTEvalSet(self._ensure_eval_set("val"))
         if stage in (None, "test", "predict"):
             self.test_set = SMMNISTEvalSet(self._ensure_eval_set("test"))
-
-    def _loader_kwargs(self) -> dict:
-        return dict(
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers and self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        if self.train_set is None:
-            self.setup("fit")
-        self.train_set.rank = self._rank()
-        return EpochLoader(self.train_set, batch_size=None, **self._loader_kwargs())
-
-    def _eval_loader(self, dataset: Optional[SMMNISTEvalSet], stage: str) -> DataLoader:
-        if dataset is None:
-            self.setup(stage)
-            dataset = self.val_set if stage == "validate" else self.test_set
-        return DataLoader(
-            dataset, batch_size=self.eval_batch_size, shuffle=False, drop_last=False, **self._loader_kwargs()
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.val_set, "validate")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.test_set, "test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.test_set, "test")
