@@ -48,12 +48,12 @@ def test_load_and_predict_on_a_users_clip(tiny_checkpoint, tmp_path):
 def test_evaluate_svg_protocol_prints_the_table_with_copy_last(tiny_checkpoint, tmp_path):
     out = run_example("evaluate_svg_protocol.py", [tiny_checkpoint, "--num-test", 4, "--num-samples", 2,
                                                    "--n-future", 3, "--batch-size", 2, "--json", "m.json"], tmp_path)
-    assert "5 context -> 3 predicted frames, protocol 'svg'" in out
-    assert "best of 2" in out and "copy_last" in out
+    assert "5 context -> 3 predicted frames; best of N samples" in out and "metric protocol 'svg'" in out
+    assert "measured now" in out and "copy_last" in out
     report = json.loads((tmp_path / "m.json").read_text())
     records = check_metrics(report["metrics"], "m.json")  # the format checkpoints.yaml takes
-    assert {(r["metric"], r["num_samples"], r["num_sequences"], r["protocol"]) for r in records} == {
-        ("psnr", 2, 4, "svg"), ("ssim", 2, 4, "svg")}
+    assert {(r["metric"], r["num_samples"], r["num_sequences"], r["protocol"], r["benchmark"]) for r in records} == {
+        ("psnr", 2, 4, "svg", "smmnist_svg_5to3"), ("ssim", 2, 4, "svg", "smmnist_svg_5to3")}
     assert all(np.isfinite(r["value"]) and np.isfinite(r["copy_last"]) for r in records)
     assert len(report["per_frame"]["model"]["ssim"]) == 3
 

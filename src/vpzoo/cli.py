@@ -9,6 +9,8 @@
 - ``vpzoo export CKPT OUT_DIR [--dtype float16]``: a ``vpzoo fit`` checkpoint to a zoo folder.
 - ``vpzoo add-checkpoint SRC --name NAME ...``: the checkpoints.yaml entry of an exported folder (printed, or
   appended with ``--write``).
+- ``vpzoo benchmark [NAME] [--checkpoint CKPT ...] [--rerun]``: leaderboard reproduction (:mod:`vpzoo.leaderboard`):
+  a benchmark's published numbers beside the zoo's recorded ones, and checkpoints measured under the same protocol.
 """
 
 from __future__ import annotations
@@ -249,6 +251,51 @@ def _add_checkpoint(args: list[str]) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------- benchmark
+def _benchmark(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="vpzoo benchmark",
+        description="Leaderboard reproduction: a benchmark's published numbers beside the zoo's recorded ones; with "
+                    "--checkpoint (or --rerun) the checkpoints are measured now under the same protocol.",
+    )
+    parser.add_argument("name", nargs="?", help="benchmark protocol (omit to list them)")
+    parser.add_argument("--checkpoint", action="append", default=[],
+                        help="measure this checkpoint (name, folder, file or hf://owner/repo[@rev]); repeatable")
+    parser.add_argument("--rerun", action="store_true", help="measure every zoo checkpoint recorded for it")
+    parser.add_argument("--num-samples", type=int, help="N of best-of-N (default: the protocol's)")
+    parser.add_argument("--num-test", type=int, help="score only the first K test clips (default: all)")
+    parser.add_argument("--batch-size", type=int, default=8, help="clips per batch (memory: batch x N)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (batch i uses seed + i)")
+    parser.add_argument("--root", help="dataset folder, for benchmarks on downloaded data")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    parser.add_argument("--json", type=Path, help="write the measured results (and checkpoints.yaml metric records)")
+    opts = parser.parse_args(args)
+
+    from vpzoo.leaderboard import format_report, get_benchmark, list_benchmarks, recorded_results, run_benchmark
+
+    if opts.name is None:
+        for name in list_benchmarks():
+            print(format_report(name, recorded=recorded_results(name)), end="\n\n")
+        return 0
+    bench = get_benchmark(opts.name)
+    recorded = recorded_results(bench)
+    targets = list(opts.checkpoint) + ([r["checkpoint"] for r in recorded] if opts.rerun else [])
+    measured = []
+    for target in targets:
+        def progress(done: int, total: int, target: str = target) -> None:
+            print(f"\r{target}: {done}/{total} clips", end="", file=sys.stderr, flush=True)
+
+        measured.append(run_benchmark(target, bench, num_samples=opts.num_samples, num_test=opts.num_test,
+                                      batch_size=opts.batch_size, seed=opts.seed, root=opts.root,
+                                      device=opts.device, progress=progress))
+        print(file=sys.stderr)
+    print(format_report(bench, measured=measured, recorded=recorded))
+    if opts.json:
+        opts.json.write_text(json.dumps([m.to_dict() for m in measured], indent=2) + "\n")
+        print(f"wrote {opts.json}", file=sys.stderr)
+    return 0
+
+
 USAGE = """usage: vpzoo COMMAND ...
 
 commands:
@@ -258,6 +305,7 @@ commands:
   list [PATTERN] [--checkpoints | --all]                       registered models / pretrained checkpoints
   export CKPT OUT_DIR [--dtype float16]                        Lightning checkpoint -> zoo folder
   add-checkpoint SRC --name NAME ... [--write]                 checkpoints.yaml entry of an exported folder
+  benchmark [NAME] [--checkpoint CKPT ...] [--rerun]          published vs zoo numbers; measure checkpoints
   data prepare NAME --root DIR                                 download and preprocess a dataset once
   data list                                                    the datasets `data prepare` knows
 
@@ -269,7 +317,8 @@ def _data(args: list[str]) -> int:
     return prepare_main(args)
 
 
-_ZOO_COMMANDS = {"list": _list, "export": _export, "add-checkpoint": _add_checkpoint, "data": _data}
+_ZOO_COMMANDS = {"list": _list, "export": _export, "add-checkpoint": _add_checkpoint, "benchmark": _benchmark,
+                 "data": _data}
 
 
 def main(argv: list[str] | None = None) -> int:

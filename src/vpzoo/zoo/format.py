@@ -476,7 +476,8 @@ def save_pretrained(
 # ------------------------------------------------------------------------------------------------ metrics & card
 _METRIC_FIELDS = {
     "metric": str, "protocol": str, "reduction": str, "num_samples": int, "context_frames": int,
-    "predicted_frames": int, "num_sequences": int, "test_set": str, "value": float, "copy_last": float,
+    "predicted_frames": int, "num_sequences": int, "test_set": str, "benchmark": str, "value": float,
+    "copy_last": float,
 }
 _METRIC_REQUIRED = ("metric", "protocol", "num_samples", "value")
 
@@ -487,7 +488,8 @@ def check_metrics(metrics: Any, where: str) -> list[dict[str, Any]]:
     A record: ``metric`` (``"psnr"``, ``"ssim"``, ...), ``protocol`` (a :mod:`vpzoo.metrics` protocol name),
     ``num_samples`` (N of best-of-N; 1 for deterministic models), ``value``; optional ``reduction`` (``"best"``,
     ``"mean"``, ``"worst"``), ``context_frames``, ``predicted_frames``, ``num_sequences``, ``test_set`` (which
-    clips), ``copy_last`` (the copy-last baseline's value under the same protocol).
+    clips), ``benchmark`` (the :mod:`vpzoo.leaderboard` protocol that measured it), ``copy_last`` (the copy-last
+    baseline's value under the same protocol).
     """
     if not isinstance(metrics, list):
         raise ValueError(f"{where} must be a list of metric records, got {type(metrics).__name__}")

@@ -1,0 +1,134 @@
+"""vpzoo.leaderboard and `vpzoo benchmark`: the protocols, the runner's numbers against a direct computation with
+vpzoo.metrics on the same clips, prefix-stable test subsets, the zoo's recorded rows, errors, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import tiny_svg_kwargs
+from vpzoo.data import StochasticMovingMNISTDataModule
+from vpzoo.leaderboard import (
+    default_benchmark,
+    format_report,
+    get_benchmark,
+    list_benchmarks,
+    recorded_results,
+    run_benchmark,
+)
+from vpzoo.metrics import get_protocol
+from vpzoo.metrics.protocols import frame_metrics
+from vpzoo.models.base import VideoPredictionModel
+from vpzoo.models.copy_last import CopyLast
+from vpzoo.models.svg import SVGLP
+from vpzoo.zoo import add_checkpoint, make_checkpoint_entry
+
+
+@pytest.fixture(scope="module")
+def smmnist_test_clips():
+    """The first 6 clips of the full fixed SM-MNIST test set (1000 clips of 5 + 20 frames), taken independently."""
+    data = StochasticMovingMNISTDataModule(eval_seq_len=25, num_test=1000, eval_batch_size=6)
+    data.setup("test")
+    return next(iter(data.test_dataloader()))
+
+
+def test_registry_and_errors():
+    assert {"smmnist_svg", "mmnist_drnet", "kth_svg"} <= set(list_benchmarks())
+    bench = get_benchmark("smmnist_svg")
+    assert (bench.context_frames, bench.predicted_frames, bench.num_samples, bench.metric_protocol) == (5, 20, 100, "svg")
+    assert default_benchmark("smmnist") == "smmnist_svg" and default_benchmark("nope") is None
+    with pytest.raises(ValueError, match="unknown benchmark 'smmnist_sv'.*did you mean 'smmnist_svg'"):
+        get_benchmark("smmnist_sv")
+    with pytest.raises(ValueError, match="num_test must be <= 1000"):
+        run_benchmark(CopyLast(), "smmnist_svg", num_test=1001)
+    with pytest.raises(ValueError, match="num_samples must be a positive int"):
+        run_benchmark(CopyLast(), "smmnist_svg", num_samples=0)
+    with pytest.raises(ValueError, match="needs n_past=6 context frames but smmnist_svg gives 5"):
+        run_benchmark(SVGLP(**tiny_svg_kwargs(n_past=6)), "smmnist_svg", num_test=1)
+    with pytest.raises(ValueError, match="kth_svg needs the KTH data"):
+        run_benchmark(CopyLast(), "kth_svg", num_test=1)
+
+
+def test_copy_last_scores_equal_a_direct_computation(smmnist_test_clips):
+    """A deterministic model is scored once per clip: its numbers are plain means of vpzoo.metrics on the first
+    clips of the fixed test set (a prefix of the full set, whatever num_test is)."""
+    result = run_benchmark(CopyLast(), "smmnist_svg", num_test=5, num_samples=7, batch_size=2)
+    assert result.num_samples == 1 and result.num_sequences == 5  # deterministic: N forced to 1
+    clips = smmnist_test_clips[:5]
+    copies = clips[:, 4:5].expand(-1, 20, -1, -1, -1)
+    direct = frame_metrics(copies, clips[:, 5:], get_protocol("svg"))
+    for name in ("psnr", "ssim"):
+        assert result.values["model"][name] == pytest.approx(direct[name].mean().item(), abs=1e-5)
+        assert result.values["copy_last"][name] == pytest.approx(result.values["model"][name], abs=1e-9)
+        assert len(result.per_frame["model"][name]) == 20
+        assert result.per_frame["model"][name] == pytest.approx(direct[name].mean(0).tolist(), abs=1e-5)
+
+
+class NoisyCopy(VideoPredictionModel):
+    """A stochastic stand-in whose samples clearly differ: the last context frame plus seeded uniform noise."""
+
+    def __init__(self) -> None:
+        super().__init__(image_size=64, channels=1, n_past=1, n_future=1)
+
+    def sample_future(self, context, n_future, num_samples, generator):
+        last = context[:, -1][:, None, None].expand(-1, num_samples, n_future, -1, -1, -1)
+        noise = torch.rand(last.shape, generator=generator, device=last.device)
+        return (last + 0.4 * noise).clamp(0, 1)
+
+
+def test_best_of_n_is_chosen_per_clip_by_each_metric(smmnist_test_clips):
+    model = NoisyCopy()
+    result = run_benchmark(model, "smmnist_svg", num_test=4, num_samples=3, batch_size=4, seed=11)
+    clips = smmnist_test_clips[:4]
+    samples = model.predict(clips[:, :5], 20, num_samples=3, seed=11)  # batch 0 uses seed + 0
+    target = clips[:, 5:, None].expand(-1, -1, 3, -1, -1, -1).transpose(1, 2)  # (B, N, T, C, H, W)
+    direct = frame_metrics(samples.flatten(0, 1), target.flatten(0, 1), get_protocol("svg"))
+    for name in ("psnr", "ssim"):
+        per_sample = direct[name].view(4, 3, 20).mean(-1)  # (B, N): mean over the predicted frames
+        best, mean = per_sample.max(dim=1).values.mean().item(), per_sample.mean().item()
+        assert result.values["model"][name] == pytest.approx(best, abs=1e-5)
+        assert best > mean + 1e-4  # the samples differ, so choosing the best matters
+    records = result.metric_records()
+    assert {(r["metric"], r["benchmark"], r["num_samples"], r["reduction"]) for r in records} == {
+        ("psnr", "smmnist_svg", 3, "best"), ("ssim", "smmnist_svg", 3, "best")}
+
+
+def test_report_shows_published_recorded_and_measured_rows(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    folder = SVGLP(**tiny_svg_kwargs()).save_pretrained(tmp_path / "tiny")
+    registry = tmp_path / "checkpoints.yaml"
+    monkeypatch.setenv("VPZOO_CHECKPOINTS", str(registry))
+    result = run_benchmark(str(folder), "smmnist_svg", num_test=2, num_samples=2, batch_size=2)
+    entry = make_checkpoint_entry(folder, name="tiny_smmnist", dataset="smmnist", metrics=result.metric_records(),
+                                  training={"config": "tests", "steps": 0, "hardware": "cpu", "time": "0 s"},
+                                  copy_to="weights/tiny.safetensors", path=registry)
+    add_checkpoint(entry, registry)
+    recorded = recorded_results("smmnist_svg")
+    assert [r["checkpoint"] for r in recorded] == ["tiny_smmnist"]
+    assert recorded[0]["values"]["ssim"] == pytest.approx(result.values["model"]["ssim"], abs=1e-6)
+    assert recorded_results("mmnist_drnet") == []
+    text = format_report("smmnist_svg", measured=[result], recorded=recorded)
+    assert "SVG-LP" in text and "14.50" in text and "reported, unverified" in text  # published (sheet §6.3)
+    assert "tiny_smmnist" in text and "vpzoo checkpoints.yaml" in text and "measured now" in text
+    assert "metric protocol 'svg' (PSNR data_range 1, SSIM data_range 2)" in text
+
+
+def test_cli_lists_benchmarks_and_measures_a_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    folder = SVGLP(**tiny_svg_kwargs()).save_pretrained(tmp_path / "tiny")
+    run = lambda *args: subprocess.run([sys.executable, "-m", "vpzoo.cli", "benchmark", *map(str, args)],
+                                       capture_output=True, text=True, cwd=tmp_path)
+    listing = run()
+    assert listing.returncode == 0 and "smmnist_svg:" in listing.stdout and "mmnist_drnet:" in listing.stdout
+    bad = run("smmnist_sv")
+    assert bad.returncode == 1 and "did you mean 'smmnist_svg'" in bad.stderr
+    out = run("smmnist_svg", "--checkpoint", folder, "--num-test", 2, "--num-samples", 2, "--batch-size", 2,
+              "--json", "r.json")
+    assert out.returncode == 0, out.stderr
+    assert "measured now" in out.stdout and "copy_last" in out.stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report[0]["num_sequences"] == 2 and report[0]["benchmark"] == "smmnist_svg"
