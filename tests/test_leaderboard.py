@@ -80,6 +80,12 @@ class NoisyCopy(VideoPredictionModel):
         return (last + 0.4 * noise).clamp(0, 1)
 
 
+def test_colour_benchmark_scores_a_three_channel_model():
+    result = run_benchmark(CopyLast(channels=3), "mmnist_drnet", num_test=2, batch_size=2)
+    assert result.num_sequences == 2 and len(result.per_frame["copy_last"]["ssim"]) == 20
+    assert result.values["model"] == pytest.approx(result.values["copy_last"])
+
+
 def test_best_of_n_is_chosen_per_clip_by_each_metric(smmnist_test_clips):
     model = NoisyCopy()
     result = run_benchmark(model, "smmnist_svg", num_test=4, num_samples=3, batch_size=4, seed=11)

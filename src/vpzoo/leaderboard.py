@@ -244,7 +244,7 @@ def run_benchmark(
     if not getattr(model, "stochastic", True):
         n = 1
     run_device = model.device
-    baseline = create_model("copy_last", n_past=1).to(run_device)
+    baseline = create_model("copy_last", n_past=1, channels=model.channels, image_size=model.image_size).to(run_device)
     # Always the whole fixed test set, of which the first ``num_test`` clips are scored: a shorter run scores a
     # prefix of the full one, so numbers on the same prefix are comparable between runs.
     data = bench.make_datamodule(bench.context_frames + bench.predicted_frames, bench.num_test, batch_size, root)
