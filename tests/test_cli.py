@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ASSETS = Path(__file__).parent / "assets"
 VPZOO = shutil.which("vpzoo") or str(Path(sys.executable).parent / "vpzoo")
@@ -77,6 +78,21 @@ def test_fit_ddp_two_processes_on_cpu(tmp_path):
     assert "world_size=2" in proc.stdout + proc.stderr or "distributed_backend=gloo" in proc.stdout + proc.stderr
     rows = read_metrics(tmp_path / "logs")
     assert 0 < last_value(rows, "val/ssim") <= 1
+
+
+def test_drnet_fit_ddp_two_processes_on_cpu(tmp_path):
+    """DRNet's manual optimisation (three optimisers, each backward reaching part of the model) under plain
+    `--trainer.strategy ddp`: both stages run, validation is logged, and the checkpoint loads."""
+    proc = run_vpzoo(["fit", "--config", str(ASSETS / "tiny_drnet.yaml"), "--trainer.strategy", "ddp",
+                      "--trainer.accelerator", "cpu", "--trainer.devices", "2"], tmp_path)
+    assert "find_unused_parameters=True" in proc.stdout + proc.stderr
+    rows = read_metrics(tmp_path / "logs")
+    assert [float(r["train/stage"]) for r in rows if r.get("train/stage")] == [0.0, 0.0, 1.0, 1.0]
+    assert 0 < last_value(rows, "val/ssim") <= 1 and last_value(rows, "train/lstm_loss") > 0
+    from vpzoo.models.drnet import DRNet
+
+    model = DRNet.load_from_checkpoint(next((tmp_path / "logs").rglob("*.ckpt")), map_location="cpu")
+    assert model.predict(torch.rand(3, 3, 64, 64), 2).shape == (1, 1, 2, 3, 64, 64)
 
 
 def test_validation_metrics_are_synchronised_across_processes(tmp_path):
