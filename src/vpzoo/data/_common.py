@@ -1,20 +1,30 @@
-"""Pieces shared by vpzoo's dataset modules (KTH, BAIR, Moving MNIST, Bouncing Balls, Human3.6M).
+"""Pieces shared by vpzoo's dataset modules (SM-MNIST, Moving MNIST, Bouncing Balls, KTH, BAIR, Human3.6M).
 
 * :class:`DatasetNotFoundError` and :func:`missing_data_error`: the "data is missing" error, which always names the
   command that prepares the data and the file or URL that is missing.
-* :class:`BatchStream`: an endless, seeded ``IterableDataset`` of training **batches** (seeded like the SM-MNIST
-  stream: ``SeedSequence([seed, 0, rank, worker_id, epoch, n_iter])``), used with ``DataLoader(batch_size=None)``.
+* :func:`check_int`, :func:`check_optional_int`, :func:`check_path`, :func:`check_loader_options`: argument checks
+  whose errors name the argument, what it must be and the value given.
+* :data:`SPLIT_CODES` and :func:`split_rng`: how every module seeds its training stream and its fixed val/test sets.
+* :class:`BatchStream`: an endless, seeded ``IterableDataset`` of training **batches** (``SeedSequence([seed, 0, rank,
+  worker_id, epoch, n_iter])``), used with ``DataLoader(batch_size=None)``.
 * :class:`EpochLoader`: a DataLoader that tells its dataset the epoch before each pass.
-* :class:`LazyArrays`: memory-mapped ``.npy`` files opened lazily in each process (workers neither copy nor pickle
-  the arrays).
-* :class:`VideoDataModule`: the LightningDataModule plumbing (loaders, DDP rank, workers) common to all modules.
+* :class:`MappedNpy` (and :class:`LazyArrays`, :class:`FrameStore`, :class:`UInt8ClipArray`, :class:`FrameClipSet`
+  built on it): ``.npy`` files memory-mapped lazily in each process (workers neither copy nor pickle the arrays).
+* :func:`ensure_cached_npy` and :func:`ensure_cached_clips`: generated arrays cached as ``.npy`` with a JSON sidecar.
+* :func:`fixed_clip_list`, :func:`clip_names`, :func:`clip_starts`: fixed val/test clips of videos stored one after
+  another in a :class:`FrameStore`, kept as JSON ``(video name, start frame)`` lists.
+* :class:`NpyWriter`: a ``.npy`` written block by block; :func:`progress_bar`: the preprocessing progress bars.
+* :class:`VideoDataModule`: the LightningDataModule plumbing (loader options, stages, loaders, DDP rank) of all
+  modules.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Union
+from typing import Any, Callable, Iterator, Literal, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -25,19 +35,41 @@ try:
 except ImportError:  # pragma: no cover
     import pytorch_lightning as pl  # type: ignore
 
+from vpzoo.cache import atomic_save_npy, atomic_write_text, options_hash, try_load_npy
+
 __all__ = [
     "DatasetNotFoundError",
     "missing_data_error",
     "check_int",
+    "check_optional_int",
+    "check_path",
+    "check_loader_options",
+    "SPLIT_CODES",
+    "split_rng",
     "BatchStream",
     "EpochLoader",
+    "MappedNpy",
     "LazyArrays",
     "VideoDataModule",
     "uint8_to_float",
+    "ensure_cached_npy",
+    "ensure_cached_clips",
     "NpyWriter",
+    "progress_bar",
     "UInt8ClipArray",
     "FrameStore",
+    "prepared_frames",
+    "FrameClipSet",
+    "clip_names",
+    "clip_starts",
+    "fixed_clip_list",
 ]
+
+Split = Literal["train", "val", "test"]
+
+SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
+"""Second entry of every seed sequence ``SeedSequence([seed, SPLIT_CODES[split], ...])``: the training stream and the
+fixed val and test sets draw from distinct streams even when their seeds are equal."""
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -65,6 +97,9 @@ def missing_data_error(
     return DatasetNotFoundError(msg)
 
 
+# --------------------------------------------------------------------------------------------------------
+# Argument checks
+# --------------------------------------------------------------------------------------------------------
 def check_int(name: str, value: Any, minimum: int, maximum: Optional[int] = None) -> int:
     """Return ``int(value)`` after checking it is an integer (not bool) in ``[minimum, maximum]``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -75,62 +110,72 @@ def check_int(name: str, value: Any, minimum: int, maximum: Optional[int] = None
     return int(value)
 
 
-def uint8_to_float(array: np.ndarray) -> torch.Tensor:
-    """uint8 array -> float32 tensor in [0, 1] (values exactly ``k / 255``)."""
-    out = np.array(array, dtype=np.float32)  # a copy: also detaches memory-mapped / read-only inputs
-    out /= np.float32(255)
-    return torch.from_numpy(out)
+def check_optional_int(name: str, value: Any, minimum: int, maximum: Optional[int] = None) -> Optional[int]:
+    """``None`` stays ``None``; anything else is checked by :func:`check_int`."""
+    return None if value is None else check_int(name, value, minimum, maximum)
 
 
-class LazyArrays:
-    """A set of ``.npy`` files opened with ``mmap_mode="r"`` on first access in each process.
+def check_path(name: str, value: Any, optional: bool = False) -> None:
+    """Check that ``value`` is a path (``str`` or ``os.PathLike``), or ``None`` when ``optional``."""
+    if optional and value is None:
+        return
+    if not isinstance(value, (str, os.PathLike)):
+        raise ValueError(f"{name} must be a directory path{' or None' if optional else ''}, got {value!r}")
 
-    Pickling (DataLoader workers, DDP spawn) drops the open maps and keeps the paths.
-    """
 
-    def __init__(self, paths: dict[str, Union[str, os.PathLike]]) -> None:
-        self.paths = {k: os.fspath(v) for k, v in paths.items()}
-        self._arrays: dict[str, np.ndarray] = {}
+def check_loader_options(eval_batch_size: Any, num_workers: Any, **seeds: Any) -> None:
+    """Check the options every DataModule takes, in this order: ``eval_batch_size`` (``None`` or >= 1),
+    ``num_workers`` (>= 0), then each of ``seeds`` (``seed=..., eval_seed=...``: integers >= 0) in the order given."""
+    check_optional_int("eval_batch_size", eval_batch_size, 1)
+    check_int("num_workers", num_workers, 0)
+    for name, value in seeds.items():
+        check_int(name, value, 0)
 
-    def __getitem__(self, key: str) -> np.ndarray:
-        arr = self._arrays.get(key)
-        if arr is None:
-            arr = np.load(self.paths[key], mmap_mode="r", allow_pickle=False)
-            self._arrays[key] = arr
-        return arr
 
-    def __contains__(self, key: str) -> bool:
-        return key in self.paths
-
-    def __getstate__(self):
-        return {"paths": self.paths, "_arrays": {}}
+# --------------------------------------------------------------------------------------------------------
+# Seeding and the training stream
+# --------------------------------------------------------------------------------------------------------
+def split_rng(seed: int, split: Split) -> np.random.Generator:
+    """The generator that draws the fixed ``split`` data: ``default_rng(SeedSequence([seed, SPLIT_CODES[split]]))``."""
+    return np.random.default_rng(np.random.SeedSequence([seed, SPLIT_CODES[split]]))
 
 
 class BatchStream(IterableDataset):
     """Endless, seeded stream of training batches produced by ``make_batch(rng)``.
 
+    ``make_batch`` is given to the constructor (a picklable callable) or defined by a subclass as a method.
     Every ``__iter__`` starts a fresh stream whose numpy generator is seeded with
     ``SeedSequence([seed, 0, rank, worker_id, epoch, n_iter])`` (``rank``: global DDP rank; ``worker_id``: the
     DataLoader worker, 0 in the main process; ``epoch``: last :meth:`set_epoch`; ``n_iter``: previous ``__iter__``
     calls on this object). Same coordinates => same batches; different rank or worker => different batches.
     """
 
-    def __init__(self, make_batch: Callable[[np.random.Generator], Any], seed: int = 0, rank: int = 0) -> None:
+    def __init__(
+        self, make_batch: Optional[Callable[[np.random.Generator], Any]] = None, seed: int = 0, rank: int = 0
+    ) -> None:
         super().__init__()
-        self.make_batch = make_batch
+        if make_batch is not None:
+            self.make_batch = make_batch
         self.seed = check_int("seed", seed, 0)
         self.rank = check_int("rank", rank, 0)
         self.epoch = 0
         self._n_iter = 0
 
+    def make_batch(self, rng: np.random.Generator) -> Any:
+        """One training batch drawn with ``rng`` (replaced by the constructor's ``make_batch``)."""
+        raise NotImplementedError(f"{type(self).__name__} needs make_batch= or a make_batch method")
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def make_rng(self, worker_id: int = 0, epoch: Optional[int] = None, n_iter: int = 0) -> np.random.Generator:
+        """The generator a stream with these coordinates uses (exposed for reproducibility checks)."""
         e = self.epoch if epoch is None else int(epoch)
-        return np.random.default_rng(np.random.SeedSequence([self.seed, 0, self.rank, int(worker_id), e, int(n_iter)]))
+        seq = np.random.SeedSequence([self.seed, SPLIT_CODES["train"], self.rank, int(worker_id), e, int(n_iter)])
+        return np.random.default_rng(seq)
 
-    def _batches(self, rng: np.random.Generator) -> Iterator[Any]:
+    def batches(self, rng: np.random.Generator) -> Iterator[Any]:
+        """The endless batches drawn with ``rng``."""
         while True:
             yield self.make_batch(rng)
 
@@ -138,7 +183,7 @@ class BatchStream(IterableDataset):
         info = get_worker_info()
         rng = self.make_rng(0 if info is None else int(info.id), self.epoch, self._n_iter)
         self._n_iter += 1
-        return self._batches(rng)
+        return self.batches(rng)
 
 
 class EpochLoader(DataLoader):
@@ -155,58 +200,121 @@ class EpochLoader(DataLoader):
         return super().__iter__()
 
 
-class VideoDataModule(pl.LightningDataModule):
-    """Loader plumbing shared by vpzoo's video DataModules.
+# --------------------------------------------------------------------------------------------------------
+# Lazily memory-mapped arrays
+# --------------------------------------------------------------------------------------------------------
+def uint8_to_float(array: np.ndarray) -> torch.Tensor:
+    """uint8 array -> float32 tensor in [0, 1] (values exactly ``k / 255``)."""
+    out = np.array(array, dtype=np.float32)  # a copy: also detaches memory-mapped / read-only inputs
+    out /= np.float32(255)
+    return torch.from_numpy(out)
 
-    Subclasses set ``self.train_set`` (a :class:`BatchStream`), ``self.val_set`` and ``self.test_set`` (map-style
-    datasets of single clips) in :meth:`setup`, and define ``batch_size``, ``eval_batch_size``, ``num_workers``,
-    ``pin_memory`` and ``persistent_workers``.
+
+class MappedNpy:
+    """A ``.npy`` file opened with ``mmap_mode="r"`` on first use of :attr:`array`, separately in each process.
+
+    Pickling (DataLoader workers, DDP spawn) keeps :attr:`path` and drops the open map. Subclasses may hold an
+    in-memory array instead (``path = None``), which is then pickled with them.
     """
 
-    train_set: Optional[BatchStream] = None
-    val_set: Optional[Dataset] = None
-    test_set: Optional[Dataset] = None
+    def __init__(self, path: Union[str, os.PathLike]) -> None:
+        self.path: Optional[str] = os.fspath(path)
+        self._array: Optional[np.ndarray] = None
 
-    def _rank(self) -> int:
-        trainer = getattr(self, "trainer", None)
-        if trainer is not None:
-            return int(trainer.global_rank)
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            return int(torch.distributed.get_rank())
-        return 0
+    def _open(self) -> np.ndarray:
+        return np.load(self.path, mmap_mode="r", allow_pickle=False)
 
-    def _loader_kwargs(self) -> dict:
-        return dict(
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers and self.num_workers > 0,
-        )
+    @property
+    def array(self) -> np.ndarray:
+        if self._array is None:
+            self._array = self._open()
+        return self._array
 
-    def train_dataloader(self) -> DataLoader:
-        if self.train_set is None:
-            self.setup("fit")
-        self.train_set.rank = self._rank()
-        return EpochLoader(self.train_set, batch_size=None, **self._loader_kwargs())
-
-    def _eval_loader(self, stage: str) -> DataLoader:
-        dataset = self.val_set if stage == "validate" else self.test_set
-        if dataset is None:
-            self.setup(stage)
-            dataset = self.val_set if stage == "validate" else self.test_set
-        return DataLoader(
-            dataset, batch_size=self.eval_batch_size, shuffle=False, drop_last=False, **self._loader_kwargs()
-        )
-
-    def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("validate")
-
-    def test_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._eval_loader("test")
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if self.path is not None:
+            state["_array"] = None
+        return state
 
 
+class LazyArrays:
+    """A set of named ``.npy`` files, each a :class:`MappedNpy`: ``arrays[name]`` is the memory-mapped array."""
+
+    def __init__(self, paths: dict[str, Union[str, os.PathLike]]) -> None:
+        self.files = {k: MappedNpy(v) for k, v in paths.items()}
+
+    @property
+    def paths(self) -> dict[str, str]:
+        return {k: f.path for k, f in self.files.items()}
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self.files[key].array
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.files
+
+
+class UInt8ClipArray(MappedNpy, Dataset):
+    """Map-style clips from a uint8 ``(N, T, C, H, W)`` array; items are float32 ``(T, C, H, W)`` in [0, 1].
+
+    ``source`` is the path of a ``.npy`` file (memory-mapped lazily in each process) or an in-memory array.
+    """
+
+    def __init__(self, source: Union[np.ndarray, str, os.PathLike]) -> None:
+        if isinstance(source, np.ndarray):
+            if source.dtype != np.uint8 or source.ndim != 5:
+                raise ValueError(f"expected a uint8 (N, T, C, H, W) array, got {source.dtype} {source.shape}")
+            self.path = None
+            self._array = source
+        else:
+            super().__init__(source)
+        self._len = len(self.array)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return uint8_to_float(self.array[index])
+
+
+# --------------------------------------------------------------------------------------------------------
+# Cached generated arrays
+# --------------------------------------------------------------------------------------------------------
+def ensure_cached_npy(
+    path: Path,
+    shape: tuple[int, ...],
+    dtype: np.dtype,
+    generate: Callable[[], np.ndarray],
+    describe: Callable[[np.ndarray], str],
+) -> Path:
+    """Return ``path`` after making sure it holds an array of exactly ``shape`` and ``dtype``.
+
+    When it does not (missing, truncated or stale), ``generate()`` is saved there atomically and
+    ``describe(array)`` is written beside it as ``path.with_suffix(".json")``.
+    """
+    if try_load_npy(path, shape, dtype) is None:
+        data = generate()
+        atomic_save_npy(path, data)
+        atomic_write_text(path.with_suffix(".json"), describe(data))
+    return path
+
+
+def ensure_cached_clips(
+    path: Path, options: dict, shape: tuple[int, int, int, int, int], generate: Callable[[], np.ndarray]
+) -> Path:
+    """:func:`ensure_cached_npy` for generated uint8 clips ``(N, T, C, H, W)``; the JSON sidecar holds ``options``,
+    the shape, the dtype and the sha256 of the array's bytes."""
+
+    def describe(data: np.ndarray) -> str:
+        meta = dict(options, shape=list(shape), dtype="uint8", sha256=hashlib.sha256(data.tobytes()).hexdigest())
+        return json.dumps(meta, indent=2, sort_keys=True) + "\n"
+
+    return ensure_cached_npy(path, shape, np.uint8, generate, describe)
+
+
+# --------------------------------------------------------------------------------------------------------
+# Preprocessing
+# --------------------------------------------------------------------------------------------------------
 class NpyWriter:
     """Write a ``.npy`` whose first dimension is not known in advance, by appending blocks of rows.
 
@@ -271,47 +379,35 @@ class NpyWriter:
             self.abort()
 
 
-class UInt8ClipArray(Dataset):
-    """Map-style clips from a uint8 ``(N, T, C, H, W)`` ``.npy`` (memory-mapped lazily); items float32 in [0, 1]."""
+class _NoProgress:
+    def update(self, n: int = 1) -> None:
+        pass
 
-    def __init__(self, path: Union[str, os.PathLike]) -> None:
-        self.path = os.fspath(path)
-        self._array: Optional[np.ndarray] = None
-        self._len = len(self.array)
-
-    @property
-    def array(self) -> np.ndarray:
-        if self._array is None:
-            self._array = np.load(self.path, mmap_mode="r", allow_pickle=False)
-        return self._array
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_array"] = None
-        return state
-
-    def __len__(self) -> int:
-        return self._len
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return uint8_to_float(self.array[index])
+    def close(self) -> None:
+        pass
 
 
-class FrameStore:
-    """Frames of many videos concatenated in one ``.npy`` ``(F, ...)``, memory-mapped lazily in each process."""
+def progress_bar(enabled: bool, total: int, desc: str, unit: str):
+    """A ``tqdm`` bar (``update``, ``close``), or one that shows nothing when disabled or tqdm is not installed."""
+    if enabled:
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:  # pragma: no cover - tqdm ships with lightning
+            pass
+        else:
+            return tqdm(total=total, desc=desc, unit=unit)
+    return _NoProgress()
 
-    def __init__(self, path: Union[str, os.PathLike]) -> None:
-        self.path = os.fspath(path)
-        self._array: Optional[np.ndarray] = None
 
-    @property
-    def array(self) -> np.ndarray:
-        if self._array is None:
-            self._array = np.load(self.path, mmap_mode="r", allow_pickle=False)
-        return self._array
+# --------------------------------------------------------------------------------------------------------
+# Videos stored frame after frame
+# --------------------------------------------------------------------------------------------------------
+class FrameStore(MappedNpy):
+    """Frames of many videos concatenated in one ``.npy`` ``(F, ...)``, memory-mapped lazily in each process.
 
-    def __getstate__(self):
-        return {"path": self.path, "_array": None}
+    The videos are described by records ``{"name", "offset", "length", ...}``: video ``v`` is frames
+    ``[v["offset"], v["offset"] + v["length"])``. A clip is given by its global start frame.
+    """
 
     def clips(self, starts: np.ndarray, length: int) -> np.ndarray:
         """uint8 ``(len(starts), length, ...)``: frames ``[s, s + length)`` for each start (read in sorted order)."""
@@ -321,3 +417,171 @@ class FrameStore:
         for k in np.argsort(starts, kind="stable"):
             out[k] = arr[starts[k] : starts[k] + length]
         return out
+
+
+def prepared_frames(folder: Path, version: int, frame_shape: tuple[int, ...]) -> Optional[np.ndarray]:
+    """The memory-mapped ``folder/frames.npy`` if it holds exactly the frames of the videos listed in
+    ``folder/videos.json`` (``(sum of their lengths,) + frame_shape``) and that file has preprocessing ``version``;
+    ``None`` when either file is missing, unreadable or does not match."""
+    try:
+        meta = json.loads((folder / "videos.json").read_text())
+        arr = np.load(folder / "frames.npy", mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    total = sum(v["length"] for v in meta.get("videos", []))
+    if meta.get("version") != version or arr.shape != (total,) + tuple(frame_shape):
+        return None
+    return arr
+
+
+class FrameClipSet(Dataset):
+    """Fixed clips of a :class:`FrameStore`: item ``i`` is frames ``[starts[i], starts[i] + length)``, float32 in
+    [0, 1] (``(length, C, H, W)`` for frames stored as ``(F, C, H, W)``)."""
+
+    def __init__(self, frames_path: Union[str, os.PathLike], starts: np.ndarray, length: int) -> None:
+        self.frames = FrameStore(frames_path)
+        self.starts = np.asarray(starts, dtype=np.int64)
+        self.length = int(length)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def _uint8_clip(self, index: int) -> np.ndarray:
+        """uint8 frames of clip ``index`` as a batch of one, ``(1, length, ...)``."""
+        return self.frames.clips(self.starts[index : index + 1], self.length)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return uint8_to_float(self._uint8_clip(index)[0])
+
+
+def clip_names(videos: Sequence[dict], starts: np.ndarray) -> list[tuple[str, int]]:
+    """Global start frames -> ``(video name, start frame within that video)``."""
+    by_offset = sorted(videos, key=lambda v: v["offset"])
+    offsets = np.array([v["offset"] for v in by_offset])
+    idx = np.searchsorted(offsets, starts, side="right") - 1
+    return [(by_offset[i]["name"], int(s - by_offset[i]["offset"])) for i, s in zip(idx, starts)]
+
+
+def clip_starts(videos: Sequence[dict], clips: Sequence[tuple[str, int]]) -> np.ndarray:
+    """``(video name, start frame within that video)`` -> global start frames, int64 ``(len(clips),)``."""
+    offset = {v["name"]: v["offset"] for v in videos}
+    return np.array([offset[name] + s for name, s in clips], dtype=np.int64)
+
+
+def fixed_clip_list(
+    folder: Path,
+    which: Literal["val", "test"],
+    options: dict,
+    videos: Sequence[dict],
+    eval_seed: int,
+    draw_starts: Callable[[np.random.Generator], np.ndarray],
+) -> list[tuple[str, int]]:
+    """The fixed ``(video name, start frame)`` clips of the ``which`` set, drawn once and stored as JSON.
+
+    ``options`` describe the draw; ``eval_seed`` and a hash of the videos' names and lengths are added to them, and
+    the clips are stored in ``folder / f"{which}-{options_hash(options)}.json"`` (with the options). When that file
+    is missing, the global starts are drawn from ``videos`` by ``draw_starts(split_rng(eval_seed, which))``.
+    """
+    opts = dict(options, eval_seed=eval_seed, videos=options_hash({v["name"]: v["length"] for v in videos}))
+    path = folder / f"{which}-{options_hash(opts)}.json"
+    if path.is_file():
+        return [tuple(c) for c in json.loads(path.read_text())["clips"]]
+    clips = clip_names(videos, draw_starts(split_rng(eval_seed, which)))
+    atomic_write_text(path, json.dumps(dict(opts, clips=clips)) + "\n")
+    return clips
+
+
+# --------------------------------------------------------------------------------------------------------
+# LightningDataModule
+# --------------------------------------------------------------------------------------------------------
+class VideoDataModule(pl.LightningDataModule):
+    """Plumbing shared by vpzoo's video DataModules: loader options, stages, loaders and the DDP rank.
+
+    Batches are float32 ``(B, T, C, H, W)`` in [0, 1] (or dicts holding such a ``"video"``). Subclasses check their
+    loader options with :func:`check_loader_options`, store them with :meth:`_store_loader_options` and implement
+    :meth:`_make_train_set` (a :class:`BatchStream` of whole batches) and :meth:`_make_eval_set` (a map-style dataset
+    of single clips); :meth:`setup` builds the sets a stage needs into ``train_set``, ``val_set`` and ``test_set``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.train_set: Optional[BatchStream] = None
+        self.val_set: Optional[Dataset] = None
+        self.test_set: Optional[Dataset] = None
+
+    def _store_loader_options(
+        self,
+        batch_size: int,
+        eval_batch_size: Optional[int],
+        num_workers: int,
+        pin_memory: bool,
+        persistent_workers: bool,
+        **seeds: int,
+    ) -> None:
+        """Store the checked loader options; ``eval_batch_size=None`` means ``batch_size``; ``seeds`` (``seed=...,
+        eval_seed=...``) become integer attributes of the same names."""
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size or batch_size)
+        self.num_workers = int(num_workers)
+        for name, value in seeds.items():
+            setattr(self, name, int(value))
+        self.pin_memory = bool(pin_memory)
+        self.persistent_workers = bool(persistent_workers)
+
+    # ---- datasets ---------------------------------------------------------------------------------------
+    def _make_train_set(self) -> BatchStream:
+        """The training stream (batches ``(batch_size, seq_len, C, H, W)``)."""
+        raise NotImplementedError
+
+    def _make_eval_set(self, split: Literal["val", "test"]) -> Dataset:
+        """The fixed ``split`` set (items ``(eval_seq_len, C, H, W)``)."""
+        raise NotImplementedError
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        """Build the sets of ``stage``: "fit" train and val, "validate" val, "test"/"predict" test, ``None`` all."""
+        if stage in (None, "fit"):
+            self.train_set = self._make_train_set()
+        if stage in (None, "fit", "validate"):
+            self.val_set = self._make_eval_set("val")
+        if stage in (None, "test", "predict"):
+            self.test_set = self._make_eval_set("test")
+
+    # ---- loaders ----------------------------------------------------------------------------------------
+    def _rank(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None:
+            return int(trainer.global_rank)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            return int(torch.distributed.get_rank())
+        return 0
+
+    def _loader_kwargs(self) -> dict:
+        return dict(
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers and self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        if self.train_set is None:
+            self.setup("fit")
+        self.train_set.rank = self._rank()
+        return EpochLoader(self.train_set, batch_size=None, **self._loader_kwargs())
+
+    def _eval_loader(self, stage: str) -> DataLoader:
+        dataset = self.val_set if stage == "validate" else self.test_set
+        if dataset is None:
+            self.setup(stage)
+            dataset = self.val_set if stage == "validate" else self.test_set
+        return DataLoader(
+            dataset, batch_size=self.eval_batch_size, shuffle=False, drop_last=False, **self._loader_kwargs()
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("validate")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")

@@ -47,7 +47,11 @@ from vpzoo.data._common import (
     NpyWriter,
     VideoDataModule,
     check_int,
+    check_loader_options,
+    check_optional_int,
+    check_path,
     missing_data_error,
+    progress_bar,
     uint8_to_float,
 )
 from vpzoo.data.tfrecord import TFRecordError, iter_tfrecord, parse_example
@@ -232,15 +236,7 @@ def prepare_bair(
             first = next(iter_tfrecord(f, verify_crc, name=sources["test"][0][0]))
             num_frames = _count_frames(first)
         index["num_frames"] = num_frames
-        total_files = sum(len(v) for v in sources.values())
-        bar = None
-        if progress:
-            try:
-                from tqdm.auto import tqdm
-
-                bar = tqdm(total=total_files, desc="BAIR tfrecords", unit="file")
-            except ImportError:  # pragma: no cover
-                bar = None
+        bar = progress_bar(progress, sum(len(v) for v in sources.values()), "BAIR tfrecords", "file")
         for split in ("test", "train"):
             shapes = {"frames": (num_frames, 3, IMAGE_SIZE, IMAGE_SIZE), "actions": (num_frames, 4),
                       "endeffector_pos": (num_frames, 3)}
@@ -261,8 +257,7 @@ def prepare_bair(
                                 writers[k].append(ex[k][None])
                             rows += 1
                     files.append([name, first_row, rows - first_row])
-                    if bar is not None:
-                        bar.update(1)
+                    bar.update(1)
             except BaseException:
                 for w in writers.values():
                     w.abort()
@@ -270,8 +265,7 @@ def prepare_bair(
             for w in writers.values():
                 w.close()
             index["splits"][split] = {"num_clips": rows, "files": files}
-        if bar is not None:
-            bar.close()
+        bar.close()
     finally:
         if tf is not None:
             tf.close()
@@ -390,8 +384,7 @@ class BAIRDataModule(VideoDataModule):
         persistent_workers: bool = False,
     ) -> None:
         super().__init__()
-        if root is None or not isinstance(root, (str, os.PathLike)):
-            raise ValueError(f"root must be a directory path, got {root!r}")
+        check_path("root", root)
         check_int("seq_len", seq_len, 2, NUM_FRAMES)
         check_int("eval_seq_len", eval_seq_len, 2, NUM_FRAMES)
         check_int("batch_size", batch_size, 1)
@@ -402,27 +395,18 @@ class BAIRDataModule(VideoDataModule):
         if val_split not in ("test", "savp"):
             raise ValueError(f"val_split must be 'test' or 'savp', got {val_split!r}")
         check_int("num_val", num_val, 1)
-        if num_test is not None:
-            check_int("num_test", num_test, 1)
-        if eval_batch_size is not None:
-            check_int("eval_batch_size", eval_batch_size, 1)
-        check_int("num_workers", num_workers, 0)
-        check_int("seed", seed, 0)
+        check_optional_int("num_test", num_test, 1)
+        check_loader_options(eval_batch_size, num_workers, seed=seed)
         self.save_hyperparameters()
+        self._store_loader_options(batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers, seed=seed)
         self.root = Path(root)
-        self.seq_len, self.eval_seq_len, self.batch_size = int(seq_len), int(eval_seq_len), int(batch_size)
+        self.seq_len, self.eval_seq_len = int(seq_len), int(eval_seq_len)
         self.image_size = IMAGE_SIZE
         self.train_crop, self.val_split = train_crop, val_split
         self.num_val = int(num_val)
         self.num_test = None if num_test is None else int(num_test)
         self.return_actions, self.download, self.url = bool(return_actions), bool(download), url
         self.verify_crc = bool(verify_crc)
-        self.eval_batch_size = int(eval_batch_size or batch_size)
-        self.num_workers, self.seed = int(num_workers), int(seed)
-        self.pin_memory, self.persistent_workers = bool(pin_memory), bool(persistent_workers)
-        self.train_set = None
-        self.val_set = None
-        self.test_set = None
 
     def _savp_rows(self, index: dict) -> np.ndarray:
         for name, first, count in index["splits"]["train"]["files"]:
@@ -437,26 +421,33 @@ class BAIRDataModule(VideoDataModule):
         """Download the tar if needed and write the memory-mappable arrays (once)."""
         prepare_bair(self.root, download=self.download, url=self.url, verify_crc=self.verify_crc)
 
-    def setup(self, stage: Optional[str] = None) -> None:
+    def _prepared(self) -> tuple[dict, int, np.ndarray]:
+        """``(index, frames per video, rows of the training file held out for validation)``, checked."""
         index = _load_index(self.root)
         num_frames = int(index["num_frames"])
         if max(self.seq_len, self.eval_seq_len) > num_frames:
             raise ValueError(f"clips of {max(self.seq_len, self.eval_seq_len)} frames exceed BAIR's {num_frames}")
-        n_train = index["splits"]["train"]["num_clips"]
-        n_test = index["splits"]["test"]["num_clips"]
         held_out = self._savp_rows(index) if self.val_split == "savp" else np.zeros(0, np.int64)
-        if stage in (None, "fit"):
-            rows = np.setdiff1d(np.arange(n_train), held_out)
-            batcher = _BAIRBatcher(self.root, rows, self.batch_size, self.seq_len, num_frames, self.train_crop,
-                                   self.return_actions)
-            self.train_set = BatchStream(batcher, self.seed, self._rank())
-        if stage in (None, "fit", "validate"):
+        return index, num_frames, held_out
+
+    def setup(self, stage: Optional[str] = None) -> None:
+        self._prepared()  # fails on missing data or too long clips whatever the stage
+        super().setup(stage)
+
+    def _make_train_set(self) -> BatchStream:
+        index, num_frames, held_out = self._prepared()
+        rows = np.setdiff1d(np.arange(index["splits"]["train"]["num_clips"]), held_out)
+        batcher = _BAIRBatcher(self.root, rows, self.batch_size, self.seq_len, num_frames, self.train_crop,
+                               self.return_actions)
+        return BatchStream(batcher, self.seed, self._rank())
+
+    def _make_eval_set(self, split: Literal["val", "test"]) -> BAIRClipSet:
+        index, _, held_out = self._prepared()
+        n_test = index["splits"]["test"]["num_clips"]
+        if split == "val":
             if self.val_split == "savp":
-                self.val_set = BAIRClipSet(self.root, "train", held_out[: self.num_val], self.eval_seq_len,
-                                           self.return_actions)
-            else:
-                self.val_set = BAIRClipSet(self.root, "test", np.arange(min(self.num_val, n_test)),
-                                           self.eval_seq_len, self.return_actions)
-        if stage in (None, "test", "predict"):
+                return BAIRClipSet(self.root, "train", held_out[: self.num_val], self.eval_seq_len, self.return_actions)
+            n = min(self.num_val, n_test)
+        else:
             n = n_test if self.num_test is None else min(self.num_test, n_test)
-            self.test_set = BAIRClipSet(self.root, "test", np.arange(n), self.eval_seq_len, self.return_actions)
+        return BAIRClipSet(self.root, "test", np.arange(n), self.eval_seq_len, self.return_actions)

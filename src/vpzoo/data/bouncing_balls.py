@@ -30,15 +30,24 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Optional, Union
+from typing import Literal, Optional, Union
 
 import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from torch.utils.data import Dataset
 
-from vpzoo.cache import atomic_save_npy, atomic_write_text, default_cache_dir, options_hash, try_load_npy
-from vpzoo.data._common import BatchStream, VideoDataModule, check_int, uint8_to_float
+from vpzoo.cache import default_cache_dir, options_hash
+from vpzoo.data._common import (
+    BatchStream,
+    MappedNpy,
+    VideoDataModule,
+    check_int,
+    check_loader_options,
+    ensure_cached_npy,
+    split_rng,
+    uint8_to_float,
+)
 
 __all__ = [
     "SIMULATOR_VERSION",
@@ -198,7 +207,7 @@ def render_balls(
     return np.ascontiguousarray(canvas[:, :, None, r : r + image_size, r : r + image_size])
 
 
-class BouncingBallsClips(Dataset):
+class BouncingBallsClips(MappedNpy, Dataset):
     """Fixed clips rendered on the fly from stored trajectories ``(N, T_traj, K, 2)`` (frames ``[0, seq_len)``).
 
     Items are float32 ``(seq_len, 1, S, S)``, or dicts ``{"video", "positions"}`` (centres normalised by the world
@@ -214,23 +223,11 @@ class BouncingBallsClips(Dataset):
         radius: float = 60.0,
         return_positions: bool = False,
     ) -> None:
-        self.path = os.fspath(path)
+        super().__init__(path)
         self.seq_len, self.image_size = int(seq_len), int(image_size)
         self.world_size, self.radius = float(world_size), float(radius)
         self.return_positions = bool(return_positions)
-        self._array: Optional[np.ndarray] = None
         self._len = len(self.array)
-
-    @property
-    def array(self) -> np.ndarray:
-        if self._array is None:
-            self._array = np.load(self.path, mmap_mode="r", allow_pickle=False)
-        return self._array
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_array"] = None
-        return state
 
     def __len__(self) -> int:
         return self._len
@@ -247,21 +244,13 @@ class _BallsBatcher:
     """Picklable ``make_batch(rng)``: random windows of stored trajectories, rendered (mmap reopened per process)."""
 
     def __init__(self, path, batch_size, seq_len, traj_len, image_size, world_size, radius, return_positions):
-        self.path = os.fspath(path)
+        self.trajectories = MappedNpy(path)
         self.batch_size, self.seq_len, self.traj_len = batch_size, seq_len, traj_len
         self.image_size, self.world_size, self.radius = image_size, world_size, radius
         self.return_positions = return_positions
-        self._traj: Optional[np.ndarray] = None
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_traj"] = None
-        return state
 
     def __call__(self, rng: np.random.Generator):
-        if self._traj is None:
-            self._traj = np.load(self.path, mmap_mode="r", allow_pickle=False)
-        tr, b = self._traj, self.batch_size
+        tr, b = self.trajectories.array, self.batch_size
         idx = rng.integers(0, len(tr), size=b)
         start = rng.integers(0, self.traj_len - self.seq_len + 1, size=b)
         order = np.argsort(idx, kind="stable")  # sorted reads from the memory map
@@ -337,27 +326,20 @@ class BouncingBallsDataModule(VideoDataModule):
         check_int("num_val", num_val, 1)
         check_int("num_test", num_test, 1)
         check_int("substeps", substeps, 1)
-        if eval_batch_size is not None:
-            check_int("eval_batch_size", eval_batch_size, 1)
-        check_int("num_workers", num_workers, 0)
-        check_int("seed", seed, 0)
-        check_int("eval_seed", eval_seed, 0)
+        check_loader_options(eval_batch_size, num_workers, seed=seed, eval_seed=eval_seed)
         if not 0 < 2 * radius < world_size:
             raise ValueError(f"need 0 < 2 * radius < world_size, got radius={radius}, world_size={world_size}")
         self.save_hyperparameters()
+        self._store_loader_options(
+            batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers, seed=seed, eval_seed=eval_seed
+        )
         self.root = Path(root) if root is not None else default_cache_dir("bouncing_balls")
-        self.batch_size, self.seq_len, self.eval_seq_len = int(batch_size), int(seq_len), int(eval_seq_len)
+        self.seq_len, self.eval_seq_len = int(seq_len), int(eval_seq_len)
         self.image_size, self.num_balls = int(image_size), int(num_balls)
         self.radius, self.world_size, self.traj_len = float(radius), float(world_size), int(traj_len)
         self.num_train, self.num_val, self.num_test = int(num_train), int(num_val), int(num_test)
         self.substeps = int(substeps)
         self.return_positions = bool(return_positions)
-        self.eval_batch_size = int(eval_batch_size or batch_size)
-        self.num_workers, self.seed, self.eval_seed = int(num_workers), int(seed), int(eval_seed)
-        self.pin_memory, self.persistent_workers = bool(pin_memory), bool(persistent_workers)
-        self.train_set = None
-        self.val_set = None
-        self.test_set = None
 
     def _options(self, split: str) -> dict:
         return {
@@ -379,17 +361,19 @@ class BouncingBallsDataModule(VideoDataModule):
 
     def _ensure(self, split: str) -> Path:
         opts = self._options(split)
-        path = self.trajectories_path(split)
         shape = (opts["num"], self.traj_len, self.num_balls, 2)
-        if try_load_npy(path, shape, np.float32) is None:
-            rng = np.random.default_rng(np.random.SeedSequence([opts["seed"], {"train": 0, "val": 1, "test": 2}[split]]))
+
+        def simulate() -> np.ndarray:
             pos = simulate_bouncing_balls(
-                opts["num"], self.traj_len, rng, num_balls=self.num_balls, radius=self.radius,
-                world_size=self.world_size, substeps=self.substeps,
+                opts["num"], self.traj_len, split_rng(opts["seed"], split), num_balls=self.num_balls,
+                radius=self.radius, world_size=self.world_size, substeps=self.substeps,
             )
-            atomic_save_npy(path, pos.astype(np.float32))
-            atomic_write_text(path.with_suffix(".json"), json.dumps(dict(opts, shape=list(shape)), indent=2) + "\n")
-        return path
+            return pos.astype(np.float32)
+
+        def describe(_: np.ndarray) -> str:
+            return json.dumps(dict(opts, shape=list(shape)), indent=2) + "\n"
+
+        return ensure_cached_npy(self.trajectories_path(split), shape, np.float32, simulate, describe)
 
     def prepare_data(self) -> None:
         """Simulate and cache the train/val/test trajectories if missing."""
@@ -402,12 +386,11 @@ class BouncingBallsDataModule(VideoDataModule):
             self.return_positions,
         )
 
-    def setup(self, stage: Optional[str] = None) -> None:
-        kw = dict(image_size=self.image_size, world_size=self.world_size, radius=self.radius,
-                  return_positions=self.return_positions)
-        if stage in (None, "fit"):
-            self.train_set = BatchStream(self._make_train_batch(self._ensure("train")), self.seed, self._rank())
-        if stage in (None, "fit", "validate"):
-            self.val_set = BouncingBallsClips(self._ensure("val"), self.eval_seq_len, **kw)
-        if stage in (None, "test", "predict"):
-            self.test_set = BouncingBallsClips(self._ensure("test"), self.eval_seq_len, **kw)
+    def _make_train_set(self) -> BatchStream:
+        return BatchStream(self._make_train_batch(self._ensure("train")), self.seed, self._rank())
+
+    def _make_eval_set(self, split: Literal["val", "test"]) -> BouncingBallsClips:
+        return BouncingBallsClips(
+            self._ensure(split), self.eval_seq_len, image_size=self.image_size, world_size=self.world_size,
+            radius=self.radius, return_positions=self.return_positions,
+        )

@@ -32,16 +32,21 @@ from typing import Literal, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from vpzoo.cache import atomic_write_text, options_hash
+from vpzoo.cache import atomic_write_text
 from vpzoo.data._common import (
     BatchStream,
     DatasetNotFoundError,
+    FrameClipSet,
     FrameStore,
     NpyWriter,
     VideoDataModule,
     check_int,
+    check_loader_options,
+    clip_starts,
+    fixed_clip_list,
+    prepared_frames,
+    progress_bar,
     uint8_to_float,
 )
 
@@ -135,14 +140,8 @@ def _processed_dir(root: Union[str, os.PathLike], image_size: int, frame_step: i
 
 
 def human36m_is_prepared(root: Union[str, os.PathLike], image_size: int = 64, frame_step: int = 5) -> bool:
-    d = _processed_dir(root, image_size, frame_step)
-    try:
-        meta = json.loads((d / "videos.json").read_text())
-        arr = np.load(d / "frames.npy", mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError):
-        return False
-    total = sum(v["length"] for v in meta.get("videos", []))
-    return meta.get("version") == PREPROCESS_VERSION and arr.shape == (total, 3, image_size, image_size)
+    folder = _processed_dir(root, image_size, frame_step)
+    return prepared_frames(folder, PREPROCESS_VERSION, (3, image_size, image_size)) is not None
 
 
 def prepare_human36m(
@@ -160,14 +159,7 @@ def prepare_human36m(
     videos = find_human36m_videos(root)
     records = []
     offset = 0
-    bar = None
-    if progress:
-        try:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(videos), desc=f"Human3.6M {image_size}px", unit="video")
-        except ImportError:  # pragma: no cover
-            bar = None
+    bar = progress_bar(progress, len(videos), f"Human3.6M {image_size}px", "video")
     with NpyWriter(out / "frames.npy", (3, image_size, image_size), np.uint8) as writer:
         for v in videos:
             try:
@@ -179,29 +171,16 @@ def prepare_human36m(
             rec = {k: v[k] for k in ("name", "subject", "action", "camera")}
             records.append(dict(rec, offset=offset, length=len(frames)))
             offset += len(frames)
-            if bar is not None:
-                bar.update(1)
-    if bar is not None:
-        bar.close()
+            bar.update(1)
+    bar.close()
     meta = dict(version=PREPROCESS_VERSION, image_size=image_size, frame_step=frame_step, num_frames=offset,
                 videos=records)
     atomic_write_text(out / "videos.json", json.dumps(meta, indent=1) + "\n")
     return out
 
 
-class Human36MClipSet(Dataset):
+class Human36MClipSet(FrameClipSet):
     """Fixed clips: item ``i`` is frames ``[starts[i], starts[i] + length)``, float32 ``(length, 3, S, S)``."""
-
-    def __init__(self, frames_path: Union[str, os.PathLike], starts: np.ndarray, length: int) -> None:
-        self.frames = FrameStore(frames_path)
-        self.starts = np.asarray(starts, dtype=np.int64)
-        self.length = int(length)
-
-    def __len__(self) -> int:
-        return len(self.starts)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return uint8_to_float(self.frames.clips(self.starts[index : index + 1], self.length)[0])
 
 
 def _sample_starts(videos: list[dict], length: int, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -267,23 +246,16 @@ class Human36MDataModule(VideoDataModule):
         check_int("frame_step", frame_step, 1)
         check_int("num_val", num_val, 1)
         check_int("num_test", num_test, 1)
-        if eval_batch_size is not None:
-            check_int("eval_batch_size", eval_batch_size, 1)
-        check_int("num_workers", num_workers, 0)
-        check_int("seed", seed, 0)
-        check_int("eval_seed", eval_seed, 0)
+        check_loader_options(eval_batch_size, num_workers, seed=seed, eval_seed=eval_seed)
         self.save_hyperparameters()
+        self._store_loader_options(
+            batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers, seed=seed, eval_seed=eval_seed
+        )
         self.root = Path(root)
         self.image_size, self.seq_len, self.eval_seq_len = int(image_size), int(seq_len), int(eval_seq_len)
-        self.batch_size, self.frame_step = int(batch_size), int(frame_step)
+        self.frame_step = int(frame_step)
         self.cameras = None if cameras is None else [str(c) for c in cameras]
         self.num_val, self.num_test = int(num_val), int(num_test)
-        self.eval_batch_size = int(eval_batch_size or batch_size)
-        self.num_workers, self.seed, self.eval_seed = int(num_workers), int(seed), int(eval_seed)
-        self.pin_memory, self.persistent_workers = bool(pin_memory), bool(persistent_workers)
-        self.train_set = None
-        self.val_set = None
-        self.test_set = None
 
     def _load(self) -> tuple[Path, list[dict]]:
         d = _processed_dir(self.root, self.image_size, self.frame_step)
@@ -307,26 +279,15 @@ class Human36MDataModule(VideoDataModule):
         """Fixed ``(video name, start)`` list of the val or test set (computed once, stored as JSON)."""
         _, videos = self._load()
         videos = self._subset(videos, "test")
-        opts = dict(dataset="human36m", version=PREPROCESS_VERSION, which=which, length=self.eval_seq_len,
-                    num=self.num_val if which == "val" else self.num_test, eval_seed=self.eval_seed,
-                    videos=options_hash({v["name"]: v["length"] for v in videos}))
-        path = _processed_dir(self.root, self.image_size, self.frame_step) / "eval" / f"{which}-{options_hash(opts)}.json"
-        if path.is_file():
-            return [tuple(c) for c in json.loads(path.read_text())["clips"]]
-        rng = np.random.default_rng(np.random.SeedSequence([self.eval_seed, {"val": 1, "test": 2}[which]]))
-        starts = _sample_starts(videos, self.eval_seq_len, rng, opts["num"])
-        by_offset = sorted(videos, key=lambda v: v["offset"])
-        offsets = np.array([v["offset"] for v in by_offset])
-        idx = np.searchsorted(offsets, starts, side="right") - 1
-        clips = [(by_offset[i]["name"], int(s - by_offset[i]["offset"])) for i, s in zip(idx, starts)]
-        atomic_write_text(path, json.dumps(dict(opts, clips=clips)) + "\n")
-        return clips
+        num = self.num_val if which == "val" else self.num_test
+        options = dict(dataset="human36m", version=PREPROCESS_VERSION, which=which, length=self.eval_seq_len, num=num)
+        folder = _processed_dir(self.root, self.image_size, self.frame_step) / "eval"
+        return fixed_clip_list(folder, which, options, videos, self.eval_seed,
+                               lambda rng: _sample_starts(videos, self.eval_seq_len, rng, num))
 
-    def _eval_set(self, which: str) -> Human36MClipSet:
+    def _make_eval_set(self, split: Literal["val", "test"]) -> Human36MClipSet:
         path, videos = self._load()
-        offset = {v["name"]: v["offset"] for v in videos}
-        starts = np.array([offset[n] + s for n, s in self.eval_clips(which)], dtype=np.int64)
-        return Human36MClipSet(path, starts, self.eval_seq_len)
+        return Human36MClipSet(path, clip_starts(videos, self.eval_clips(split)), self.eval_seq_len)
 
     def prepare_data(self) -> None:
         """Preprocess the user's copy (never downloads; a clear error explains the expected layout)."""
@@ -334,14 +295,8 @@ class Human36MDataModule(VideoDataModule):
         self.eval_clips("val")
         self.eval_clips("test")
 
-    def setup(self, stage: Optional[str] = None) -> None:
-        if stage in (None, "fit"):
-            path, videos = self._load()
-            train = self._subset(videos, "train")
-            _sample_starts(train, self.seq_len, np.random.default_rng(0), 1)  # fail early on too-short videos
-            self.train_set = BatchStream(_H36MBatcher(path, train, self.batch_size, self.seq_len), self.seed,
-                                         self._rank())
-        if stage in (None, "fit", "validate"):
-            self.val_set = self._eval_set("val")
-        if stage in (None, "test", "predict"):
-            self.test_set = self._eval_set("test")
+    def _make_train_set(self) -> BatchStream:
+        path, videos = self._load()
+        train = self._subset(videos, "train")
+        _sample_starts(train, self.seq_len, np.random.default_rng(0), 1)  # fail early on too-short videos
+        return BatchStream(_H36MBatcher(path, train, self.batch_size, self.seq_len), self.seed, self._rank())

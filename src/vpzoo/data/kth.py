@@ -46,16 +46,23 @@ from typing import Iterable, Literal, Optional, Sequence, Union
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from vpzoo.cache import DownloadError, atomic_write_text, download_url, options_hash
+from vpzoo.cache import DownloadError, atomic_write_text, download_url
 from vpzoo.data._common import (
     BatchStream,
+    FrameClipSet,
     FrameStore,
     NpyWriter,
     VideoDataModule,
     check_int,
+    check_loader_options,
+    check_optional_int,
+    check_path,
+    clip_starts,
+    fixed_clip_list,
     missing_data_error,
+    prepared_frames,
+    progress_bar,
     uint8_to_float,
 )
 
@@ -147,18 +154,8 @@ def _processed_dir(root: Union[str, os.PathLike], image_size: int) -> Path:
 
 def kth_is_prepared(root: Union[str, os.PathLike], image_size: int) -> bool:
     """Whether ``root`` holds complete preprocessed KTH frames at ``image_size``."""
-    d = _processed_dir(root, image_size)
-    try:
-        meta = json.loads((d / "videos.json").read_text())
-        arr = np.load(d / "frames.npy", mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError):
-        return False
-    total = sum(v["length"] for v in meta.get("videos", []))
-    return (
-        meta.get("version") == PREPROCESS_VERSION
-        and arr.dtype == np.uint8
-        and arr.shape == (total, image_size, image_size)
-    )
+    frames = prepared_frames(_processed_dir(root, image_size), PREPROCESS_VERSION, (image_size, image_size))
+    return frames is not None and frames.dtype == np.uint8
 
 
 def _find_sources(root: Path) -> tuple[dict[str, object], dict[str, Path]]:
@@ -247,14 +244,7 @@ def prepare_kth(
     writers = {s: NpyWriter(_processed_dir(root, s) / "frames.npy", (s, s), np.uint8) for s in todo}
     videos: list[dict] = []
     offset = 0
-    bar = None
-    if progress:
-        try:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(names), desc=f"KTH {'/'.join(map(str, todo))}px", unit="video")
-        except ImportError:  # pragma: no cover
-            bar = None
+    bar = progress_bar(progress, len(names), f"KTH {'/'.join(map(str, todo))}px", "video")
     try:
         for name in names:
             person, action, scenario = parse_kth_name(name + "_uncomp.avi")
@@ -277,15 +267,13 @@ def prepare_kth(
             videos.append(dict(name=name, person=person, action=action, scenario=scenario, offset=offset,
                                length=length, sequences=segs or None))
             offset += length
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
     except BaseException:
         for w in writers.values():
             w.abort()
         raise
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     for s in todo:
         writers[s].close()
         meta = dict(version=PREPROCESS_VERSION, image_size=s, num_frames=offset, sequences_file=bool(sequences),
@@ -356,20 +344,15 @@ def _with_channels(clips: np.ndarray, channels: int) -> np.ndarray:
     return np.repeat(clips, 3, axis=2) if channels == 3 else clips
 
 
-class KTHClipSet(Dataset):
+class KTHClipSet(FrameClipSet):
     """Fixed KTH clips: item ``i`` is frames ``[starts[i], starts[i] + length)``, float32 ``(length, C, S, S)``."""
 
     def __init__(self, frames_path: Union[str, os.PathLike], starts: np.ndarray, length: int, channels: int = 1):
-        self.frames = FrameStore(frames_path)
-        self.starts = np.asarray(starts, dtype=np.int64)
-        self.length, self.channels = int(length), int(channels)
-
-    def __len__(self) -> int:
-        return len(self.starts)
+        super().__init__(frames_path, starts, length)
+        self.channels = int(channels)
 
     def __getitem__(self, index: int) -> torch.Tensor:
-        clip = self.frames.clips(self.starts[index : index + 1], self.length)
-        return uint8_to_float(_with_channels(clip, self.channels)[0])
+        return uint8_to_float(_with_channels(self._uint8_clip(index), self.channels)[0])
 
 
 class _KTHBatcher:
@@ -429,8 +412,7 @@ class KTHDataModule(VideoDataModule):
         persistent_workers: bool = False,
     ) -> None:
         super().__init__()
-        if root is None or not isinstance(root, (str, os.PathLike)):
-            raise ValueError(f"root must be a directory path, got {root!r}")
+        check_path("root", root)
         check_int("image_size", image_size, 8)
         check_int("seq_len", seq_len, 2)
         check_int("eval_seq_len", eval_seq_len, 2)
@@ -438,29 +420,21 @@ class KTHDataModule(VideoDataModule):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
         check_int("num_val", num_val, 1)
-        if num_test is not None:
-            check_int("num_test", num_test, 1)
+        check_optional_int("num_test", num_test, 1)
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels!r}")
-        if eval_batch_size is not None:
-            check_int("eval_batch_size", eval_batch_size, 1)
-        check_int("num_workers", num_workers, 0)
-        check_int("seed", seed, 0)
-        check_int("eval_seed", eval_seed, 0)
+        check_loader_options(eval_batch_size, num_workers, seed=seed, eval_seed=eval_seed)
         self.save_hyperparameters()
+        self._store_loader_options(
+            batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers, seed=seed, eval_seed=eval_seed
+        )
         self.root = Path(root)
         self.image_size, self.seq_len, self.eval_seq_len = int(image_size), int(seq_len), int(eval_seq_len)
-        self.batch_size, self.split = int(batch_size), split
+        self.split = split
         self.num_val = int(num_val)
         self.num_test = None if num_test is None else int(num_test)
         self.use_sequences, self.channels = bool(use_sequences), int(channels)
         self.download, self.base_url = bool(download), base_url
-        self.eval_batch_size = int(eval_batch_size or batch_size)
-        self.num_workers, self.seed, self.eval_seed = int(num_workers), int(seed), int(eval_seed)
-        self.pin_memory, self.persistent_workers = bool(pin_memory), bool(persistent_workers)
-        self.train_set = None
-        self.val_set = None
-        self.test_set = None
 
     # ---- data -----------------------------------------------------------------------------------------------
     def persons(self, which: Literal["train", "test"]) -> tuple[int, ...]:
@@ -475,33 +449,20 @@ class KTHDataModule(VideoDataModule):
     def eval_clips(self, which: Literal["val", "test"]) -> list[tuple[str, int]]:
         """The fixed ``(video name, start frame)`` list of the val or test set (computed once, stored as JSON)."""
         _, videos = self._videos("test")
-        opts = dict(dataset="kth", version=PREPROCESS_VERSION, which=which, split=self.split,
-                    length=self.eval_seq_len, num=self.num_val if which == "val" else self.num_test,
-                    use_sequences=self.use_sequences, eval_seed=self.eval_seed,
-                    videos=options_hash({v["name"]: v["length"] for v in videos}))
-        path = _processed_dir(self.root, self.image_size) / "eval" / f"{which}-{options_hash(opts)}.json"
-        if path.is_file():
-            return [tuple(c) for c in json.loads(path.read_text())["clips"]]
-        rng = np.random.default_rng(np.random.SeedSequence([self.eval_seed, {"val": 1, "test": 2}[which]]))
-        if self.split == "svg":
-            n = opts["num"] or 1000
-            starts = _SVGSampler(videos, self.eval_seq_len, self.use_sequences)(rng, n)
-        else:
-            starts = predrnn_windows(videos, self.eval_seq_len)
-            if opts["num"] is not None:  # val, or a seeded subset of the test windows
-                n = min(opts["num"], len(starts))
-                starts = np.sort(rng.choice(starts, size=n, replace=False))
-        offsets = np.array([v["offset"] for v in videos])
-        vid = np.searchsorted(offsets, starts, side="right") - 1
-        clips = [(videos[i]["name"], int(s - videos[i]["offset"])) for i, s in zip(vid, starts)]
-        atomic_write_text(path, json.dumps(dict(opts, clips=clips)) + "\n")
-        return clips
+        num = self.num_val if which == "val" else self.num_test
 
-    def _eval_set(self, which: str) -> KTHClipSet:
-        path, videos = load_kth_videos(self.root, self.image_size)
-        offset = {v["name"]: v["offset"] for v in videos}
-        starts = np.array([offset[name] + s for name, s in self.eval_clips(which)], dtype=np.int64)
-        return KTHClipSet(path, starts, self.eval_seq_len, self.channels)
+        def draw_starts(rng: np.random.Generator) -> np.ndarray:
+            if self.split == "svg":
+                return _SVGSampler(videos, self.eval_seq_len, self.use_sequences)(rng, num or 1000)
+            starts = predrnn_windows(videos, self.eval_seq_len)
+            if num is not None:  # val, or a seeded subset of the test windows
+                starts = np.sort(rng.choice(starts, size=min(num, len(starts)), replace=False))
+            return starts
+
+        options = dict(dataset="kth", version=PREPROCESS_VERSION, which=which, split=self.split,
+                       length=self.eval_seq_len, num=num, use_sequences=self.use_sequences)
+        folder = _processed_dir(self.root, self.image_size) / "eval"
+        return fixed_clip_list(folder, which, options, videos, self.eval_seed, draw_starts)
 
     # ---- LightningDataModule hooks --------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -510,19 +471,18 @@ class KTHDataModule(VideoDataModule):
         self.eval_clips("val")
         self.eval_clips("test")
 
-    def setup(self, stage: Optional[str] = None) -> None:
-        if stage in (None, "fit"):
-            path, videos = self._videos("train")
-            if self.split == "svg":
-                sampler = _SVGSampler(videos, self.seq_len, self.use_sequences)
-            else:
-                sampler = predrnn_windows(videos, self.seq_len)
-                if len(sampler) == 0:
-                    raise ValueError(f"no KTH training window of {self.seq_len} frames")
-            batcher = _KTHBatcher(path, sampler, self.batch_size, self.seq_len, self.channels)
-            self.train_set = BatchStream(batcher, self.seed, self._rank())
-        if stage in (None, "fit", "validate"):
-            self.val_set = self._eval_set("val")
-        if stage in (None, "test", "predict"):
-            self.test_set = self._eval_set("test")
+    def _make_train_set(self) -> BatchStream:
+        path, videos = self._videos("train")
+        if self.split == "svg":
+            sampler = _SVGSampler(videos, self.seq_len, self.use_sequences)
+        else:
+            sampler = predrnn_windows(videos, self.seq_len)
+            if len(sampler) == 0:
+                raise ValueError(f"no KTH training window of {self.seq_len} frames")
+        batcher = _KTHBatcher(path, sampler, self.batch_size, self.seq_len, self.channels)
+        return BatchStream(batcher, self.seed, self._rank())
+
+    def _make_eval_set(self, split: Literal["val", "test"]) -> KTHClipSet:
+        path, videos = load_kth_videos(self.root, self.image_size)
+        return KTHClipSet(path, clip_starts(videos, self.eval_clips(split)), self.eval_seq_len, self.channels)
 

@@ -32,7 +32,6 @@ Data:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -43,22 +42,18 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 from torch.utils.data import Dataset
 
-from vpzoo.cache import (
-    DownloadError,
-    atomic_save_npy,
-    atomic_write_text,
-    default_cache_dir,
-    download_url,
-    options_hash,
-    sha256_file,
-    try_load_npy,
-)
+from vpzoo.cache import DownloadError, atomic_write_text, default_cache_dir, download_url, options_hash, sha256_file
 from vpzoo.data._common import (
     BatchStream,
+    MappedNpy,
     UInt8ClipArray,
     VideoDataModule,
     check_int,
+    check_loader_options,
+    check_optional_int,
+    ensure_cached_clips,
     missing_data_error,
+    split_rng,
     uint8_to_float,
 )
 from vpzoo.data.mnist_digits import digits_sha256, load_digit_pool
@@ -208,27 +203,18 @@ def load_mnist_test_seq(path: Union[str, os.PathLike], mmap: bool = True) -> np.
     return arr
 
 
-class MovingMNISTTestSet(Dataset):
+class MovingMNISTTestSet(MappedNpy, Dataset):
     """Clips of the standard test file: item ``i`` is frames ``[0, seq_len)`` of sequence ``i``, float32
     ``(seq_len, 1, 64, 64)``. The file is memory-mapped lazily in each process."""
 
     def __init__(self, path: Union[str, os.PathLike], seq_len: int = 20, num_clips: Optional[int] = None) -> None:
-        self.path = os.fspath(path)
+        super().__init__(path)
         self.seq_len = check_int("seq_len", seq_len, 1, 20)
         n = load_mnist_test_seq(self.path).shape[1]
         self._len = n if num_clips is None else min(n, check_int("num_clips", num_clips, 1))
-        self._array: Optional[np.ndarray] = None
 
-    @property
-    def array(self) -> np.ndarray:
-        if self._array is None:
-            self._array = load_mnist_test_seq(self.path)
-        return self._array
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state["_array"] = None
-        return state
+    def _open(self) -> np.ndarray:
+        return load_mnist_test_seq(self.path)
 
     def __len__(self) -> int:
         return self._len
@@ -318,13 +304,8 @@ class MovingMNISTDataModule(VideoDataModule):
         check_int("num_digits", num_digits, 1)
         check_int("image_size", image_size, DIGIT_SIZE)
         check_int("num_val", num_val, 1)
-        if num_test is not None:
-            check_int("num_test", num_test, 1)
-        if eval_batch_size is not None:
-            check_int("eval_batch_size", eval_batch_size, 1)
-        check_int("num_workers", num_workers, 0)
-        check_int("seed", seed, 0)
-        check_int("eval_seed", eval_seed, 0)
+        check_optional_int("num_test", num_test, 1)
+        check_loader_options(eval_batch_size, num_workers, seed=seed, eval_seed=eval_seed)
         if test_source not in ("standard", "generated"):
             raise ValueError(f"test_source must be 'standard' or 'generated', got {test_source!r}")
         if val_digits not in ("test", "train"):
@@ -344,8 +325,10 @@ class MovingMNISTDataModule(VideoDataModule):
                     + "; use test_source='generated' for other settings"
                 )
         self.save_hyperparameters()
+        self._store_loader_options(
+            batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers, seed=seed, eval_seed=eval_seed
+        )
         self.root = Path(root) if root is not None else default_cache_dir("moving_mnist")
-        self.batch_size = int(batch_size)
         self.seq_len = int(seq_len)
         self.eval_seq_len = int(eval_seq_len)
         self.num_digits = int(num_digits)
@@ -358,15 +341,6 @@ class MovingMNISTDataModule(VideoDataModule):
         self.url = url or MNIST_TEST_SEQ_URL
         self.mnist_root = None if mnist_root is None else os.fspath(mnist_root)
         self.val_digits = val_digits
-        self.eval_batch_size = int(eval_batch_size or batch_size)
-        self.num_workers = int(num_workers)
-        self.seed = int(seed)
-        self.eval_seed = int(eval_seed)
-        self.pin_memory = bool(pin_memory)
-        self.persistent_workers = bool(persistent_workers)
-        self.train_set = None
-        self.val_set = None
-        self.test_set = None
         self._pool_sha: dict = {}
 
     # ---- data -----------------------------------------------------------------------------------------------
@@ -398,7 +372,7 @@ class MovingMNISTDataModule(VideoDataModule):
     def generate_eval_set(self, split: Literal["val", "test"]) -> np.ndarray:
         """The fixed generated ``split`` set, uint8 ``(N, T, 1, H, W)`` (not cached)."""
         opts, pool = self._eval_options(split)
-        rng = np.random.default_rng(np.random.SeedSequence([self.eval_seed, {"val": 1, "test": 2}[split]]))
+        rng = split_rng(self.eval_seed, split)
         return generate_moving_mnist(
             pool, opts["num_clips"], self.eval_seq_len, rng, num_digits=self.num_digits, image_size=self.image_size
         )
@@ -407,12 +381,7 @@ class MovingMNISTDataModule(VideoDataModule):
         opts, _ = self._eval_options(split)
         path = self.root / "generated" / f"{split}-{options_hash(opts)}.npy"
         shape = (opts["num_clips"], self.eval_seq_len, 1, self.image_size, self.image_size)
-        if try_load_npy(path, shape, np.uint8) is None:
-            data = self.generate_eval_set(split)
-            atomic_save_npy(path, data)
-            meta = dict(opts, shape=list(shape), dtype="uint8", sha256=hashlib.sha256(data.tobytes()).hexdigest())
-            atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        return path
+        return ensure_cached_clips(path, opts, shape, lambda: self.generate_eval_set(split))
 
     def ensure_test_file(self) -> Path:
         """Return the path of a valid ``mnist_test_seq.npy``, downloading it when allowed and missing."""
@@ -458,15 +427,12 @@ class MovingMNISTDataModule(VideoDataModule):
     def _make_train_batch(self, pool: np.ndarray) -> "_MovingMNISTBatcher":
         return _MovingMNISTBatcher(pool, self.batch_size, self.seq_len, self.num_digits, self.image_size)
 
-    def setup(self, stage: Optional[str] = None) -> None:
-        if stage in (None, "fit"):
-            self.train_set = BatchStream(self._make_train_batch(self.digit_pool("train")), self.seed, self._rank())
-        if stage in (None, "fit", "validate"):
-            self.val_set = UInt8ClipArray(self._ensure_generated("val"))
-        if stage in (None, "test", "predict"):
-            if self.test_source == "standard":
-                if not self.test_file.is_file():
-                    raise missing_data_error("moving_mnist", self.test_file.parent, self.test_file, self.url)
-                self.test_set = MovingMNISTTestSet(self.test_file, self.eval_seq_len, self.num_test)
-            else:
-                self.test_set = UInt8ClipArray(self._ensure_generated("test"))
+    def _make_train_set(self) -> BatchStream:
+        return BatchStream(self._make_train_batch(self.digit_pool("train")), self.seed, self._rank())
+
+    def _make_eval_set(self, split: Literal["val", "test"]) -> Dataset:
+        if split == "test" and self.test_source == "standard":
+            if not self.test_file.is_file():
+                raise missing_data_error("moving_mnist", self.test_file.parent, self.test_file, self.url)
+            return MovingMNISTTestSet(self.test_file, self.eval_seq_len, self.num_test)
+        return UInt8ClipArray(self._ensure_generated(split))

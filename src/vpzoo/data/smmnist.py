@@ -32,20 +32,26 @@ front and blanks the other channels wherever it is non-zero, the bounce reflects
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal, Optional, Union
+from typing import Literal, Optional, Union
 
 import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
-from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from vpzoo.cache import atomic_save_npy, atomic_write_text, default_cache_dir, options_hash, try_load_npy
-from vpzoo.data._common import VideoDataModule, check_int
+from vpzoo.cache import default_cache_dir, options_hash
+from vpzoo.data._common import (
+    BatchStream,
+    UInt8ClipArray,
+    VideoDataModule,
+    check_int,
+    check_loader_options,
+    check_path,
+    ensure_cached_clips,
+    split_rng,
+)
 from vpzoo.data.mnist_digits import digits_sha256, load_digit_pool
 
 __all__ = [
@@ -68,8 +74,6 @@ GENERATOR_VERSION = 1
 """Bumped whenever the generated videos for a given seed change; part of every cache key."""
 
 RngLike = Union[np.random.Generator, np.random.SeedSequence, int]
-
-_SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -402,7 +406,7 @@ def generate_smmnist(
 # --------------------------------------------------------------------------------------------------------
 # Datasets
 # --------------------------------------------------------------------------------------------------------
-class SMMNISTTrainStream(IterableDataset):
+class SMMNISTTrainStream(BatchStream):
     """Endless, seeded stream of training **batches** ``(batch_size, seq_len, C, H, W)`` float32 in [0, 1].
 
     ``C = 1``, or ``channels`` for DRNet's coloured videos (``colored=True``).
@@ -412,7 +416,7 @@ class SMMNISTTrainStream(IterableDataset):
     global (DDP) rank, ``worker_id`` the DataLoader worker (0 in the main process), ``epoch`` the value last
     given to :meth:`set_epoch` and ``n_iter`` the number of previous ``__iter__`` calls on this object (so
     persistent workers and repeated iteration also get fresh clips). Same seed/rank/worker/epoch => same
-    clips; different rank or worker => different clips.
+    clips; different rank or worker => different clips (see :class:`~vpzoo.data._common.BatchStream`).
     """
 
     def __init__(
@@ -430,12 +434,10 @@ class SMMNISTTrainStream(IterableDataset):
         channels: Optional[int] = None,
         velocity_range: Optional[tuple[int, int]] = None,
     ) -> None:
-        super().__init__()
         check_int("batch_size", batch_size, 1)
         check_int("seq_len", seq_len, 1)
         check_int("num_digits", num_digits, 1)
-        check_int("seed", seed, 0)
-        check_int("rank", rank, 0)
+        super().__init__(seed=seed, rank=rank)
         _check_geometry(image_size, int(np.asarray(digits).shape[-1]))
         self.digits = digits
         self.batch_size = int(batch_size)
@@ -446,82 +448,30 @@ class SMMNISTTrainStream(IterableDataset):
         self.colored = bool(colored)
         self.channels = _resolve_channels(self.colored, channels, self.num_digits)
         self.velocity_range = _check_velocity_range(velocity_range)
-        self.seed = int(seed)
-        self.rank = int(rank)
-        self.epoch = 0
-        self._n_iter = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def make_rng(self, worker_id: int = 0, epoch: Optional[int] = None, n_iter: int = 0) -> np.random.Generator:
-        """The generator a stream with these coordinates uses (exposed for reproducibility checks)."""
-        e = self.epoch if epoch is None else int(epoch)
-        seq = np.random.SeedSequence([self.seed, _SPLIT_CODES["train"], self.rank, int(worker_id), e, int(n_iter)])
-        return np.random.default_rng(seq)
-
-    def batches(self, rng: np.random.Generator) -> Iterator[torch.Tensor]:
-        while True:
-            videos = generate_smmnist(
-                self.digits,
-                self.batch_size,
-                self.seq_len,
-                rng,
-                num_digits=self.num_digits,
-                image_size=self.image_size,
-                deterministic=self.deterministic,
-                colored=self.colored,
-                channels=self.channels,
-                velocity_range=self.velocity_range,
-            )
-            yield torch.from_numpy(videos)
-
-    def __iter__(self) -> Iterator[torch.Tensor]:
-        info = get_worker_info()
-        worker_id = 0 if info is None else int(info.id)
-        rng = self.make_rng(worker_id, self.epoch, self._n_iter)
-        self._n_iter += 1
-        return self.batches(rng)
+    def make_batch(self, rng: np.random.Generator) -> torch.Tensor:
+        """One batch ``(batch_size, seq_len, C, H, W)`` float32 in [0, 1] generated with ``rng``."""
+        videos = generate_smmnist(
+            self.digits,
+            self.batch_size,
+            self.seq_len,
+            rng,
+            num_digits=self.num_digits,
+            image_size=self.image_size,
+            deterministic=self.deterministic,
+            colored=self.colored,
+            channels=self.channels,
+            velocity_range=self.velocity_range,
+        )
+        return torch.from_numpy(videos)
 
 
-class SMMNISTEvalSet(Dataset):
+class SMMNISTEvalSet(UInt8ClipArray):
     """Fixed, map-style SM-MNIST clips stored as uint8 ``(N, T, C, H, W)``; items are float32 ``k/255``.
 
     ``source`` is an array or the path of a ``.npy`` file (opened lazily with ``mmap_mode="r"`` in each
     process, so DataLoader workers neither copy nor pickle the clips).
     """
-
-    def __init__(self, source: Union[np.ndarray, str, os.PathLike]) -> None:
-        super().__init__()
-        if isinstance(source, np.ndarray):
-            if source.dtype != np.uint8 or source.ndim != 5:
-                raise ValueError(f"expected a uint8 (N, T, C, H, W) array, got {source.dtype} {source.shape}")
-            self.path: Optional[str] = None
-            self._array: Optional[np.ndarray] = source
-        else:
-            self.path = os.fspath(source)
-            self._array = None
-        self._len = len(self.array)
-
-    @property
-    def array(self) -> np.ndarray:
-        if self._array is None:
-            self._array = np.load(self.path, mmap_mode="r", allow_pickle=False)
-        return self._array
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        if self.path is not None:
-            state["_array"] = None
-        return state
-
-    def __len__(self) -> int:
-        return self._len
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        clip = np.array(self.array[index], dtype=np.float32)
-        clip /= np.float32(255)
-        return torch.from_numpy(clip)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -608,20 +558,17 @@ class StochasticMovingMNISTDataModule(VideoDataModule):
         _check_geometry(image_size, digit_size)
         check_int("num_val", num_val, 1)
         check_int("num_test", num_test, 1)
-        if eval_batch_size is not None:
-            check_int("eval_batch_size", eval_batch_size, 1)
-        check_int("num_workers", num_workers, 0)
-        check_int("seed", seed, 0)
-        check_int("eval_seed", eval_seed, 0)
+        check_loader_options(eval_batch_size, num_workers, seed=seed, eval_seed=eval_seed)
         if val_digits not in ("test", "train"):
             raise ValueError(f"val_digits must be 'test' or 'train', got {val_digits!r}")
-        if root is not None and not isinstance(root, (str, os.PathLike)):
-            raise ValueError(f"root must be a directory path or None, got {root!r}")
+        check_path("root", root, optional=True)
         # ``channels`` is an explicit int (1 for grey videos): Lightning checks that hparams shared by the model and
         # the data module agree, so the data module must state the same channel count as the model it feeds.
         channels = _resolve_channels(bool(colored), channels, int(num_digits))
         self.save_hyperparameters()
-        self.batch_size = int(batch_size)
+        self._store_loader_options(
+            batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers, seed=seed, eval_seed=eval_seed
+        )
         self.seq_len = int(seq_len)
         self.eval_seq_len = int(eval_seq_len)
         self.num_digits = int(num_digits)
@@ -633,18 +580,9 @@ class StochasticMovingMNISTDataModule(VideoDataModule):
         self.digit_size = int(digit_size)
         self.num_val = int(num_val)
         self.num_test = int(num_test)
-        self.eval_batch_size = int(eval_batch_size or batch_size)
-        self.num_workers = int(num_workers)
-        self.seed = int(seed)
-        self.eval_seed = int(eval_seed)
         self.root = None if root is None else os.fspath(root)
         self.val_digits = val_digits
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir("smmnist")
-        self.pin_memory = bool(pin_memory)
-        self.persistent_workers = bool(persistent_workers)
-        self.train_set: Optional[SMMNISTTrainStream] = None
-        self.val_set: Optional[SMMNISTEvalSet] = None
-        self.test_set: Optional[SMMNISTEvalSet] = None
         self._pool_sha: dict = {}
 
     # ---- digits and cache -------------------------------------------------------------------------------
@@ -690,7 +628,7 @@ class StochasticMovingMNISTDataModule(VideoDataModule):
     def generate_eval_set(self, split: Literal["val", "test"]) -> np.ndarray:
         """Generate the fixed ``split`` set (uint8 ``(N, T, C, H, W)``) without touching the cache."""
         opts, pool = self._eval_options(split)
-        rng = np.random.default_rng(np.random.SeedSequence([self.eval_seed, _SPLIT_CODES[split]]))
+        rng = split_rng(self.eval_seed, split)
         return generate_smmnist(
             pool,
             opts["num_clips"],
@@ -709,12 +647,7 @@ class StochasticMovingMNISTDataModule(VideoDataModule):
         opts, _ = self._eval_options(split)
         path = self.cache_dir / f"{split}-{options_hash(opts)}.npy"
         shape = (opts["num_clips"], self.eval_seq_len, self.channels, self.image_size, self.image_size)
-        if try_load_npy(path, shape, np.uint8) is None:
-            data = self.generate_eval_set(split)
-            atomic_save_npy(path, data)
-            meta = dict(opts, shape=list(shape), dtype="uint8", sha256=hashlib.sha256(data.tobytes()).hexdigest())
-            atomic_write_text(path.with_suffix(".json"), json.dumps(meta, indent=2, sort_keys=True) + "\n")
-        return path
+        return ensure_cached_clips(path, opts, shape, lambda: self.generate_eval_set(split))
 
     # ---- LightningDataModule hooks ------------------------------------------------------------------------
     def prepare_data(self) -> None:
@@ -723,22 +656,20 @@ class StochasticMovingMNISTDataModule(VideoDataModule):
         self._ensure_eval_set("val")
         self._ensure_eval_set("test")
 
-    def setup(self, stage: Optional[str] = None) -> None:
-        if stage in (None, "fit"):
-            self.train_set = SMMNISTTrainStream(
-                self.digit_pool("train"),
-                self.batch_size,
-                self.seq_len,
-                num_digits=self.num_digits,
-                image_size=self.image_size,
-                deterministic=self.deterministic,
-                seed=self.seed,
-                rank=self._rank(),
-                colored=self.colored,
-                channels=self.channels,
-                velocity_range=self.velocity_range,
-            )
-        if stage in (None, "fit", "validate"):
-            self.val_set = SMMNISTEvalSet(self._ensure_eval_set("val"))
-        if stage in (None, "test", "predict"):
-            self.test_set = SMMNISTEvalSet(self._ensure_eval_set("test"))
+    def _make_train_set(self) -> SMMNISTTrainStream:
+        return SMMNISTTrainStream(
+            self.digit_pool("train"),
+            self.batch_size,
+            self.seq_len,
+            num_digits=self.num_digits,
+            image_size=self.image_size,
+            deterministic=self.deterministic,
+            seed=self.seed,
+            rank=self._rank(),
+            colored=self.colored,
+            channels=self.channels,
+            velocity_range=self.velocity_range,
+        )
+
+    def _make_eval_set(self, split: Literal["val", "test"]) -> SMMNISTEvalSet:
+        return SMMNISTEvalSet(self._ensure_eval_set(split))

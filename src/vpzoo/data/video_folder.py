@@ -39,6 +39,7 @@ try:
 except ImportError:  # pragma: no cover
     import pytorch_lightning as pl  # type: ignore
 
+from vpzoo.data._common import uint8_to_float
 from vpzoo.io import VIDEO_SUFFIXES, read_video
 
 __all__ = ["VideoClips", "VideoFolderDataModule", "find_videos"]
@@ -67,7 +68,7 @@ class VideoClips(Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         v, s = self.index[i]
-        return torch.from_numpy(self.videos[v][s:s + self.seq_len]).float().div_(255.0)
+        return uint8_to_float(self.videos[v][s:s + self.seq_len])
 
 
 def _check_positive(name: str, value: object) -> None:
