@@ -79,8 +79,32 @@ def test_predict_without_input_uses_the_smmnist_test_set(folder, tmp_path, capsy
     assert main(["predict", str(folder), "--n-future", "3", "--num-samples", "2", "--clip-index", "1",
                  "--out", str(tmp_path / "mnist.gif")]) == 0
     out = capsys.readouterr().out
-    assert "SM-MNIST test clip 1" in out and "vs ground truth (3 frames" in out
+    assert "smmnist_svg test clip 1" in out and "vs ground truth (3 frames" in out
     assert read_video(tmp_path / "mnist.gif").shape[0] == 6
+
+
+def test_predict_without_input_uses_the_checkpoints_benchmark_clips(tmp_path, capsys, monkeypatch):
+    """A registered colour checkpoint (dataset mmnist_drnet) shows a clip of that benchmark's fixed test set."""
+    from vpzoo.models.drnet import DRNet
+    from vpzoo.zoo import add_checkpoint, make_checkpoint_entry
+
+    torch.manual_seed(0)
+    drnet = DRNet(channels=3, n_past=3, n_future=3, codec_width=8, content_dim=16, pose_dim=4, sd_hidden=16,
+                  rnn_size=32).save_pretrained(tmp_path / "drnet")
+    registry = tmp_path / "checkpoints.yaml"
+    monkeypatch.setenv("VPZOO_CHECKPOINTS", str(registry))
+    add_checkpoint(make_checkpoint_entry(drnet, name="tiny_drnet", dataset="mmnist_drnet",
+                                         metrics=[{"metric": "ssim", "protocol": "standard", "num_samples": 1,
+                                                   "value": 0.5}],
+                                         training={"config": "t", "steps": 0, "hardware": "cpu", "time": "0 s"},
+                                         copy_to="w/tiny_drnet.safetensors", path=registry), registry)
+    assert main(["predict", "tiny_drnet", "--n-future", "2", "--num-samples", "1", "--out",
+                 str(tmp_path / "c.gif")]) == 0
+    out = capsys.readouterr().out
+    assert "mmnist_drnet test clip 0" in out and "vs ground truth (2 frames" in out
+    with pytest.raises(SystemExit):  # a bare folder says nothing of its dataset, and 3x64x64 is not SM-MNIST's
+        main(["predict", str(drnet), "--out", str(tmp_path / "d.gif")])
+    assert "without --input the clip comes from a benchmark test set" in capsys.readouterr().err
 
 
 def test_predict_errors_are_one_clear_line(folder, tmp_path, capsys):

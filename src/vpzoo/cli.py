@@ -106,8 +106,8 @@ def _predict(args: list[str]) -> int:
     parser.add_argument("model", metavar="NAME_OR_PATH",
                         help="checkpoint name, zoo folder, .safetensors/.ckpt file, or hf://owner/repo[@revision]")
     parser.add_argument("--input", "-i", help="clip (.gif, .mp4 and other videos, .npy); default: a clip of the "
-                        "embedded SM-MNIST test set")
-    parser.add_argument("--clip-index", type=int, default=0, help="SM-MNIST test clip used without --input")
+                        "checkpoint's benchmark test set (embedded SM-MNIST for 1x64x64 models)")
+    parser.add_argument("--clip-index", type=int, default=0, help="test clip used without --input")
     parser.add_argument("--context", type=int, default=None, help="context frames taken from the clip "
                         "(default: the model's n_past); the frames after them are the ground truth")
     parser.add_argument("--n-future", type=int, default=10, help="frames to predict (default 10)")
@@ -140,17 +140,16 @@ def _predict(args: list[str]) -> int:
         clip = to_video_tensor(read_video(opts.input, grayscale=gray, max_frames=n_ctx + opts.n_future))
         source = opts.input
     else:
-        if (model.channels, model.image_size) != (1, 64):
-            parser.error(f"without --input the clip comes from SM-MNIST (1x64x64 frames), but this model expects "
-                         f"{model.channels}x{model.image_size}x{model.image_size}: pass --input")
-        from vpzoo.data import StochasticMovingMNISTDataModule
-
-        data = StochasticMovingMNISTDataModule()
+        bench = _demo_benchmark(opts.model, model)
+        if bench is None:
+            parser.error(f"without --input the clip comes from a benchmark test set (SM-MNIST: 1x64x64 frames), but "
+                         f"this model expects {model.channels}x{model.image_size}x{model.image_size}: pass --input")
+        data = bench.make_datamodule(bench.context_frames + bench.predicted_frames, bench.num_test, 1, None)
         data.setup("test")
         if not 0 <= opts.clip_index < len(data.test_set):
             parser.error(f"--clip-index must be in [0, {len(data.test_set) - 1}], got {opts.clip_index}")
         clip = data.test_set[opts.clip_index]
-        source = f"SM-MNIST test clip {opts.clip_index}"
+        source = f"{bench.name} test clip {opts.clip_index}"
     if clip.shape[0] < n_ctx:
         parser.error(f"{source} has {clip.shape[0]} frames, fewer than the {n_ctx} context frames needed")
     context, target = clip[:n_ctx], clip[n_ctx:n_ctx + opts.n_future]
@@ -170,6 +169,18 @@ def _predict(args: list[str]) -> int:
               + ", ".join(scores))
     print(f"wrote {gif} and {png}")
     return 0
+
+
+def _demo_benchmark(reference: str, model):
+    """The benchmark whose test clips ``vpzoo predict`` shows without ``--input``: the one of the checkpoint's
+    dataset for a registered checkpoint, else SM-MNIST for 1x64x64 models (None if nothing fits)."""
+    from vpzoo.leaderboard import default_benchmark, get_benchmark
+    from vpzoo.zoo import checkpoint_info, list_checkpoints
+
+    name = default_benchmark(checkpoint_info(reference)["dataset"]) if reference in list_checkpoints() else None
+    if name is None and (model.channels, model.image_size) == (1, 64):
+        name = "smmnist_svg"
+    return get_benchmark(name) if name is not None else None
 
 
 # ------------------------------------------------------------------------------------------------ export

@@ -50,6 +50,8 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
 
     #: Whether different seeds give different samples.
     stochastic: bool = True
+    #: The model's paper (title, authors, venue, arxiv, url), recorded with its checkpoints and model cards.
+    paper: dict[str, str] = {}
 
     def __init__(
         self,

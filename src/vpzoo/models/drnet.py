@@ -192,6 +192,13 @@ class DRNet(VideoPredictionModel):
     """
 
     stochastic = False
+    paper = {
+        "title": "Unsupervised Learning of Disentangled Representations from Video",
+        "authors": "Emily Denton, Vighnesh Birodkar",
+        "venue": "NeurIPS 2017",
+        "arxiv": "1705.10915",
+        "url": "https://arxiv.org/abs/1705.10915",
+    }
 
     def __init__(
         self,

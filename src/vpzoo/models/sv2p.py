@@ -323,6 +323,14 @@ class SV2P(VideoPredictionModel):
         val_num_samples, metric_protocol, val_seed: see :class:`~vpzoo.models.base.VideoPredictionModel`.
     """
 
+    paper = {
+        "title": "Stochastic Variational Video Prediction",
+        "authors": "Mohammad Babaeizadeh, Chelsea Finn, Dumitru Erhan, Roy H. Campbell, Sergey Levine",
+        "venue": "ICLR 2018",
+        "arxiv": "1710.11252",
+        "url": "https://arxiv.org/abs/1710.11252",
+    }
+
     def __init__(
         self,
         image_size: int = 64,

@@ -83,6 +83,13 @@ class SVG(VideoPredictionModel):
     """
 
     learned_prior: bool = True
+    paper = {
+        "title": "Stochastic Video Generation with a Learned Prior",
+        "authors": "Emily Denton, Rob Fergus",
+        "venue": "ICML 2018",
+        "arxiv": "1802.07687",
+        "url": "https://arxiv.org/abs/1802.07687",
+    }
 
     def __init__(
         self,

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from vpzoo.zoo.errors import CheckpointUnavailableError, UnknownCheckpointError
-from vpzoo.zoo.format import MODEL_PAPERS, check_metrics, file_sha256, read_config, read_weights_config, WEIGHTS_NAME
+from vpzoo.zoo.format import check_metrics, model_paper, file_sha256, read_config, read_weights_config, WEIGHTS_NAME
 
 __all__ = [
     "CHECKPOINTS_ENV",
@@ -392,7 +392,7 @@ def make_checkpoint_entry(
         "config": cfg,
         "weights": location,
         "license": license,
-        "paper": dict(paper) if paper is not None else dict(MODEL_PAPERS.get(doc["model"], {})),
+        "paper": dict(paper) if paper is not None else model_paper(doc["model"]),
         "training": dict(training),
         "metrics": check_metrics([dict(m) for m in metrics], "metrics"),
     }

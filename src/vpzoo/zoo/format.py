@@ -40,7 +40,7 @@ __all__ = [
     "CONFIG_NAME",
     "WEIGHTS_NAME",
     "CARD_NAME",
-    "MODEL_PAPERS",
+    "model_paper",
     "file_sha256",
     "verify_sha256",
     "model_config",
@@ -65,16 +65,15 @@ _METADATA_KEY = "vpzoo_config"
 _DTYPE_NAMES = ("float32", "float16", "bfloat16")
 
 #: Paper of each registered model, used by model cards and new checkpoints.yaml entries.
-MODEL_PAPERS: dict[str, dict[str, str]] = {
-    name: {
-        "title": "Stochastic Video Generation with a Learned Prior",
-        "authors": "Emily Denton, Rob Fergus",
-        "venue": "ICML 2018",
-        "arxiv": "1802.07687",
-        "url": "https://arxiv.org/abs/1802.07687",
-    }
-    for name in ("svg_lp", "svg_fp")
-}
+def model_paper(model: str) -> dict[str, str]:
+    """The paper of a registered model (its class attribute ``paper``: title, authors, venue, arxiv, url); empty for
+    models without one (``copy_last``) and for unknown names."""
+    from vpzoo.registry import get_model_class
+
+    try:
+        return dict(getattr(get_model_class(model), "paper", {}))
+    except KeyError:
+        return {}
 
 
 # ------------------------------------------------------------------------------------------------ hashing
@@ -550,7 +549,7 @@ def render_model_card(
     model = doc["model"]
     name = info.get("name") or (repo_id.split("/")[-1] if repo_id else model)
     license_id = info.get("license")
-    paper = info.get("paper") or MODEL_PAPERS.get(model)
+    paper = info.get("paper") or model_paper(model)
     front: dict[str, Any] = {"library_name": "vpzoo"}
     if license_id:
         front["license"] = str(license_id).lower()
