@@ -1,6 +1,7 @@
 """DRNet: parameter counts, losses and their gradients, the scene discriminator, overfitting, prediction, the
 Lightning fit/checkpoint path, the configs, DRNet's Moving MNIST option of the SM-MNIST DataModule, and the
-disentanglement checks (the strong form needs a trained checkpoint: set VPZOO_DRNET_MMNIST_CKPT to run it)."""
+disentanglement checks (the strong form runs on the shipped drnet_mmnist checkpoint, or on the Lightning checkpoint
+that VPZOO_DRNET_MMNIST_CKPT names)."""
 
 from __future__ import annotations
 
@@ -414,7 +415,17 @@ def test_content_swap_set_and_check_run(eval_model):
     assert isinstance(result["disentangled"], bool)
 
 
-@pytest.mark.skipif(not TRAINED_CKPT, reason="set VPZOO_DRNET_MMNIST_CKPT to a trained drnet_mmnist checkpoint")
+def trained_drnet() -> DRNet:
+    """The shipped ``drnet_mmnist`` checkpoint, or the Lightning checkpoint that VPZOO_DRNET_MMNIST_CKPT names."""
+    import vpzoo
+
+    if TRAINED_CKPT:
+        return DRNet.load_from_checkpoint(TRAINED_CKPT, map_location="cpu").eval()
+    if "drnet_mmnist" in vpzoo.list_checkpoints():
+        return vpzoo.load("drnet_mmnist", device="cpu")
+    pytest.skip("no trained DRNet: drnet_mmnist is not in checkpoints.yaml and VPZOO_DRNET_MMNIST_CKPT is unset")
+
+
 def test_trained_checkpoint_is_disentangled():
     """On the trained Moving MNIST model, decoding the content of one clip with the pose of another gives the first
     clip's digits at the second clip's positions (closer to that ideal swap than to either input frame).
@@ -422,7 +433,7 @@ def test_trained_checkpoint_is_disentangled():
     The fresh-discriminator probe is printed, not asserted: the poses of adjacent frames are close because the
     digits move little, so even a well-disentangled pose encoder lets a discriminator tell same-clip pairs
     (drnet-py#6 reports ~98 % accuracy for the Lua model on single-digit MNIST)."""
-    model = DRNet.load_from_checkpoint(TRAINED_CKPT, map_location="cpu").eval()
+    model = trained_drnet()
     result = content_swap_errors(model, **make_content_swap_set(256, seed=0))
     digits = load_digit_pool("test", 32, None)
     accuracy = scene_discriminator_probe(model, drnet_clips(digits, 512, 2, 1), drnet_clips(digits, 256, 2, 2))
