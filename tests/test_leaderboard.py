@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from conftest import tiny_svg_kwargs
+from vpzoo.cli import main
 from vpzoo.data import StochasticMovingMNISTDataModule
 from vpzoo.leaderboard import (
     default_benchmark,
@@ -123,7 +124,7 @@ def test_report_shows_published_recorded_and_measured_rows(tmp_path, monkeypatch
     assert "metric protocol 'svg' (PSNR data_range 1, SSIM data_range 2)" in text
 
 
-def test_cli_lists_benchmarks_and_measures_a_checkpoint(tmp_path):
+def test_cli_lists_benchmarks_and_measures_a_checkpoint(tmp_path, monkeypatch, capsys):
     torch.manual_seed(0)
     folder = SVGLP(**tiny_svg_kwargs()).save_pretrained(tmp_path / "tiny")
     run = lambda *args: subprocess.run([sys.executable, "-m", "vpzoo.cli", "benchmark", *map(str, args)],
@@ -138,3 +139,13 @@ def test_cli_lists_benchmarks_and_measures_a_checkpoint(tmp_path):
     assert "measured now" in out.stdout and "copy_last" in out.stdout
     report = json.loads((tmp_path / "r.json").read_text())
     assert report[0]["num_sequences"] == 2 and report[0]["benchmark"] == "smmnist_svg"
+    # the publishing workflow: benchmark --json -> add-checkpoint --metrics -> the row shows in the leaderboard
+    registry = tmp_path / "checkpoints.yaml"
+    monkeypatch.setenv("VPZOO_CHECKPOINTS", str(registry))
+    assert main(["add-checkpoint", str(folder), "--name", "tiny_lp", "--dataset", "smmnist", "--metrics",
+                 str(tmp_path / "r.json"), "--training-config", "tests", "--steps", "0", "--hardware", "cpu",
+                 "--time", "0 s", "--copy-to", "weights/tiny.safetensors", "--write"]) == 0
+    capsys.readouterr()
+    assert main(["benchmark", "smmnist_svg"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("tiny_lp"))
+    assert f"{report[0]['values']['model']['ssim']:.4f}" in row and "vpzoo checkpoints.yaml" in row

@@ -217,8 +217,8 @@ def _add_checkpoint(args: list[str]) -> int:
     parser.add_argument("source", help="zoo folder (from `vpzoo export`) or .safetensors file")
     parser.add_argument("--name", required=True, help="checkpoint name, e.g. svg_lp_smmnist")
     parser.add_argument("--dataset", required=True, help="dataset name, e.g. smmnist")
-    parser.add_argument("--metrics", required=True, help="JSON file with the metric records (a list, or an object "
-                        "with a 'metrics' list), e.g. written by examples/evaluate_svg_protocol.py --json")
+    parser.add_argument("--metrics", required=True, help="JSON file with the metric records (a list, an object "
+                        "with a 'metrics' list, or what `vpzoo benchmark --checkpoint CKPT --json` writes)")
     parser.add_argument("--training-config", required=True, help="training config file, e.g. configs/svg_lp/smmnist.yaml")
     parser.add_argument("--steps", type=int, required=True, help="training steps")
     parser.add_argument("--hardware", required=True, help="e.g. '2-core CPU (no GPU)'")
@@ -242,6 +242,12 @@ def _add_checkpoint(args: list[str]) -> int:
     from vpzoo.zoo.catalog import add_checkpoint, dump_entry, make_checkpoint_entry
 
     metrics = json.loads(Path(opts.metrics).read_text())
+    if isinstance(metrics, list) and metrics and all(isinstance(m, dict) and "benchmark" in m and "metrics" in m
+                                                     for m in metrics):  # `vpzoo benchmark --json`: one result each
+        if len(metrics) != 1:
+            raise ValueError(f"{opts.metrics} holds {len(metrics)} benchmark results; expected the one of this "
+                             f"checkpoint (run vpzoo benchmark with a single --checkpoint)")
+        metrics = metrics[0]
     if isinstance(metrics, dict):
         metrics = metrics.get("metrics")
     training = {"config": opts.training_config, "steps": opts.steps, "hardware": opts.hardware, "time": opts.time}
