@@ -80,6 +80,45 @@ def test_fit_ddp_two_processes_on_cpu(tmp_path):
     assert 0 < last_value(rows, "val/ssim") <= 1
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_fit_under_torchrun(tmp_path):
+    """The multi-node launcher path: torchrun starts the processes, Lightning picks up its environment."""
+    torchrun = shutil.which("torchrun") or str(Path(sys.executable).parent / "torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([torchrun, "--nnodes", "1", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+                           "-m", "vpzoo.cli", "fit", "--config", str(ASSETS / "tiny_svg_lp.yaml"), "--trainer.strategy",
+                           "ddp", "--trainer.accelerator", "cpu", "--trainer.devices", "2"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in proc.stdout + proc.stderr
+    assert 0 < last_value(read_metrics(tmp_path / "logs"), "val/ssim") <= 1
+
+
+def test_fit_under_a_slurm_allocation(tmp_path):
+    """What `srun` gives each task (SLURM_* variables): two tasks started as srun would start them form one run."""
+    port = _free_port()
+    procs = []
+    for rank in (0, 1):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2",
+               "SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank), "SLURM_NODEID": "0", "SLURM_JOB_ID": "1",
+               "SLURM_JOB_NAME": "vpzoo", "SLURM_NODELIST": "localhost", "MASTER_ADDR": "127.0.0.1",
+               "MASTER_PORT": str(port)}
+        procs.append(subprocess.Popen([VPZOO, "fit", "--config", str(ASSETS / "tiny_svg_lp.yaml"), "--trainer.strategy",
+                                       "ddp", "--trainer.accelerator", "cpu", "--trainer.devices", "2"], cwd=tmp_path,
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs[0][-3000:] + outputs[1][-3000:]
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in outputs[1] and "SLURM" in outputs[0]
+    assert 0 < last_value(read_metrics(tmp_path / "logs"), "val/ssim") <= 1
+
+
 def test_drnet_fit_ddp_two_processes_on_cpu(tmp_path):
     """DRNet's manual optimisation (three optimisers, each backward reaching part of the model) under plain
     `--trainer.strategy ddp`: both stages run, validation is logged, and the checkpoint loads."""
