@@ -495,7 +495,7 @@ class DRNet(VideoPredictionModel):
         strategy wraps the model, so that ``--trainer.strategy ddp`` works as it does for the other models."""
         from lightning.pytorch.strategies import DDPStrategy
 
-        strategy = self.trainer.strategy
+        strategy = self._trainer.strategy if self._trainer is not None else None
         if not isinstance(strategy, DDPStrategy):
             return
         ddp_kwargs = getattr(strategy, "_ddp_kwargs", None)
