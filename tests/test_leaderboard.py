@@ -87,6 +87,23 @@ def test_colour_benchmark_scores_a_three_channel_model():
     assert result.values["model"] == pytest.approx(result.values["copy_last"])
 
 
+def test_kth_benchmark_on_real_format_files(tmp_path):
+    """kth_svg on KTH AVIs written in the real format (zips + 00sequences.txt) and preprocessed by vpzoo: clips of
+    10 + 30 frames from the SVG split's test persons."""
+    import warnings
+
+    from vpzoo.data.fixtures import write_kth_fixture
+    from vpzoo.data.kth import prepare_kth
+
+    write_kth_fixture(tmp_path / "raw", persons=(1, 21), num_frames=48)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "12 videos of 2 persons": a partial KTH, as intended here
+        prepare_kth(tmp_path, (64,), progress=False)
+    result = run_benchmark(CopyLast(), "kth_svg", root=str(tmp_path), num_test=4, batch_size=2)
+    assert result.num_sequences == 4 and len(result.per_frame["model"]["psnr"]) == 30
+    assert 0 < result.values["model"]["ssim"] < 1 and result.values["model"]["psnr"] > 0
+
+
 def test_best_of_n_is_chosen_per_clip_by_each_metric(smmnist_test_clips):
     model = NoisyCopy()
     result = run_benchmark(model, "smmnist_svg", num_test=4, num_samples=3, batch_size=4, seed=11)
