@@ -143,6 +143,19 @@ def bair(tmp_path_factory):
     return root, truth
 
 
+def test_download_from_a_url_with_a_published_checksum_must_match_it(tmp_path, monkeypatch):
+    import vpzoo.data.bair as bair_module
+    from vpzoo.data import DatasetNotFoundError
+
+    assert bair_module.PUBLISHED_SHA256[bair_module.BAIR_URL] == bair_module.BAIR_SHA256
+    truth = write_bair_fixture(tmp_path / "src", train_files=1, clips_per_file=2, test_clips=2)
+    with LoopbackServer({"/bair.tar": truth["tar"].read_bytes()}) as srv:
+        monkeypatch.setitem(bair_module.PUBLISHED_SHA256, f"{srv.url}/bair.tar", "f" * 64)  # stands in for BAIR_URL
+        with pytest.raises(DatasetNotFoundError, match="sha256"):
+            prepare_bair(tmp_path / "root", url=f"{srv.url}/bair.tar", progress=False)
+    assert not list((tmp_path / "root").glob("*.tar*"))  # the mismatching download is not kept
+
+
 def test_preprocessed_arrays_match_the_records(bair):
     root, truth = bair
     d = root / "processed"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
 import torch
 from _loopback import LoopbackServer
 
+from vpzoo.cache import sha256_file
 from vpzoo.data import DatasetNotFoundError
 from vpzoo.data.moving_mnist import (
     MovingMNISTDataModule,
@@ -142,7 +144,7 @@ def test_missing_test_file_names_the_command(tmp_path):
     assert "mnist_test_seq.npy" in msg and "cs.toronto.edu" in msg
 
 
-def test_download_from_loopback(test_seq, tmp_path):
+def test_download_from_loopback(test_seq, tmp_path, monkeypatch):
     _, arr = test_seq
     good = tmp_path / "good.npy"
     np.save(good, arr)
@@ -159,6 +161,18 @@ def test_download_from_loopback(test_seq, tmp_path):
         with pytest.raises(ValueError, match="not Moving MNIST's test set"):
             dm_bad.prepare_data()
         assert not (tmp_path / "dl2" / "mnist_test_seq.npy").exists()
+        # a URL with a published checksum (the official one, stood in for by the loopback URL) must match it
+        import vpzoo.data.moving_mnist as mm
+
+        assert re.fullmatch("[0-9a-f]{64}", mm.PUBLISHED_SHA256[mm.MNIST_TEST_SEQ_URL])
+        monkeypatch.setitem(mm.PUBLISHED_SHA256, f"{srv.url}/m.npy", "0" * 64)
+        dm_pinned = MovingMNISTDataModule(root=str(tmp_path / "dl4"), url=f"{srv.url}/m.npy", num_val=2)
+        with pytest.raises(DatasetNotFoundError, match="sha256"):
+            dm_pinned.prepare_data()
+        assert not list((tmp_path / "dl4").glob("mnist_test_seq.npy*"))  # no half or wrong file left behind
+        monkeypatch.setitem(mm.PUBLISHED_SHA256, f"{srv.url}/m.npy", sha256_file(good))
+        dm_pinned.prepare_data()
+        assert np.array_equal(np.load(tmp_path / "dl4" / "mnist_test_seq.npy"), arr)
         dm_404 = MovingMNISTDataModule(root=str(tmp_path / "dl3"), url=f"{srv.url}/none.npy", num_val=2)
         with pytest.raises(DatasetNotFoundError, match="HTTP 404.*vpzoo data prepare moving_mnist"):
             dm_404.prepare_data()

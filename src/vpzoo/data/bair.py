@@ -59,6 +59,7 @@ from vpzoo.data.tfrecord import TFRecordError, iter_tfrecord, parse_example
 __all__ = [
     "BAIR_URL",
     "BAIR_TAR",
+    "BAIR_SHA256",
     "NUM_FRAMES",
     "prepare_bair",
     "bair_is_prepared",
@@ -69,6 +70,13 @@ __all__ = [
 
 BAIR_URL = "http://rail.eecs.berkeley.edu/datasets/bair_robot_pushing_dataset_v0.tar"
 BAIR_TAR = "bair_robot_pushing_dataset_v0.tar"
+BAIR_SHA256 = "c6f8d164ab2be07174ef597e3e070d7466f3142caddc467b6af119b9458cd9cd"
+"""sha256 of the tar at :data:`BAIR_URL` (32,274,964,480 bytes) as TensorFlow Datasets pins it
+(``tensorflow_datasets/url_checksums/bair_robot_pushing_small.txt``). Not verified here (the host is unreachable
+from this project's machines)."""
+PUBLISHED_SHA256 = {BAIR_URL: BAIR_SHA256}
+"""Published checksums by URL: downloads from these URLs are verified unless ``prepare_bair(sha256=...)`` says
+otherwise; other URLs (mirrors) are checked by the TFRecord CRCs while preprocessing."""
 NUM_FRAMES = 30
 IMAGE_SIZE = 64
 PREPROCESS_VERSION = 1
@@ -194,7 +202,8 @@ def prepare_bair(
 
     Uses ``root/softmotion30_44k/{train,test}/*.tfrecords`` when present, else ``root/bair_robot_pushing_dataset_v0.tar``
     (downloaded from ``url`` when missing and ``download``; resumable). The tar is kept (delete it by hand once
-    ``root/processed`` is written). ``verify_crc`` checks every record's CRC-32C (about 45 MB/s).
+    ``root/processed`` is written). ``verify_crc`` checks every record's CRC-32C (about 45 MB/s). ``sha256`` is the
+    tar's expected checksum (default: the published one when ``url`` is :data:`BAIR_URL`, none for other URLs).
 
     Raises:
         DatasetNotFoundError: the tar is missing and cannot be downloaded.
@@ -213,7 +222,7 @@ def prepare_bair(
                 hint=f"or extract the tar yourself so that {root / 'softmotion30_44k'}/{{train,test}} exist",
             )
         try:
-            download_url(url, target, sha256=sha256, progress=progress)
+            download_url(url, target, sha256=sha256 or PUBLISHED_SHA256.get(url), progress=progress)
         except DownloadError as e:
             raise missing_data_error("bair", root, target, url, cause=e) from e
         sources, tar_path = _list_sources(root)

@@ -77,9 +77,15 @@ MNIST_TEST_SEQ_URL = "http://www.cs.toronto.edu/~nitish/unsupervised_video/mnist
 MNIST_TEST_SEQ_SHAPE = (20, 10000, 64, 64)
 """Layout of ``mnist_test_seq.npy``: (frames, sequences, height, width), uint8."""
 
-MNIST_TEST_SEQ_SHA256: Optional[str] = None
-"""Not pinned: no authoritative checksum of the file is published. The file is validated by its npy header (shape
-and dtype) instead, and the sha256 seen at download time is recorded in ``mnist_test_seq.npy.json``."""
+MNIST_TEST_SEQ_SHA256 = "c2a3e8d3939c001ab77bf543f130157424efa486bb4d0974d2cebb773b13f8b3"
+"""sha256 of the file at :data:`MNIST_TEST_SEQ_URL` (819,200,096 bytes) as TensorFlow Datasets pins it
+(``tensorflow_datasets/url_checksums/moving_mnist.txt``; torchvision pins the same file by md5
+``be083ec986bfe91a449d63653c411eb2``). Not verified here (the host is unreachable from this project's machines)."""
+
+PUBLISHED_SHA256 = {MNIST_TEST_SEQ_URL: MNIST_TEST_SEQ_SHA256}
+"""Published checksums by URL: a download from one of these URLs must match (a mismatch deletes the partial file
+and raises). Files from other URLs (mirrors, local copies) are validated by their npy header (shape and dtype); the
+sha256 seen at download time is recorded in ``mnist_test_seq.npy.json`` either way."""
 
 STEP_LENGTH = 0.1
 """Step per frame in unit coordinates (the standard generator's ``step_length``)."""
@@ -399,7 +405,7 @@ class MovingMNISTDataModule(VideoDataModule):
                 "moving_mnist", path.parent, path, self.url, hint="or pass test_file= the path of your copy"
             )
         try:
-            download_url(self.url, path, sha256=MNIST_TEST_SEQ_SHA256)
+            download_url(self.url, path, sha256=PUBLISHED_SHA256.get(self.url))
         except DownloadError as e:
             raise missing_data_error(
                 "moving_mnist", path.parent, path, self.url,
