@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 
@@ -56,12 +57,13 @@ def test_names_and_sequences_file():
                                           "person02_walking_d3": [(4, 9)]}
 
 
-def test_preprocessed_arrays(kth_root, tmp_path):
+def test_preprocessed_arrays(kth_root, kth_files, tmp_path):
     meta = json.loads((kth_root / "processed" / "64px" / "videos.json").read_text())
     videos = meta["videos"]
     assert len(videos) == len(PERSONS) * 6 and meta["sequences_file"]
     assert {v["person"] for v in videos} == set(PERSONS) and {v["action"] for v in videos} == set(ACTIONS)
     assert all(v["length"] == NUM_FRAMES for v in videos)
+    assert meta["source_sha256"] == {k: hashlib.sha256(v).hexdigest() for k, v in kth_files.items() if k.endswith(".zip")}
     f64 = np.load(kth_root / "processed" / "64px" / "frames.npy", mmap_mode="r")
     f128 = np.load(kth_root / "processed" / "128px" / "frames.npy", mmap_mode="r")
     assert f64.shape == (18 * NUM_FRAMES, 64, 64) and f128.shape == (18 * NUM_FRAMES, 128, 128)

@@ -47,7 +47,7 @@ from typing import Iterable, Literal, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from vpzoo.cache import DownloadError, atomic_write_text, download_url
+from vpzoo.cache import DownloadError, atomic_write_text, download_url, sha256_file
 from vpzoo.data._common import (
     BatchStream,
     FrameClipSet,
@@ -194,7 +194,8 @@ def prepare_kth(
     Steps: for every action with no AVI under ``root``, download ``{base_url}{action}.zip`` to
     ``root/raw/{action}.zip`` (resumable); try to fetch ``00sequences.txt`` (optional: without it clips are drawn
     from whole videos); decode every video once and write ``root/processed/{S}px/{frames.npy, videos.json}`` for the
-    sizes not prepared yet. Returns ``{S: processed directory}``.
+    sizes not prepared yet (``videos.json`` also records the sha256 of each zip: KTH publishes no checksums).
+    Returns ``{S: processed directory}``.
 
     Raises:
         DatasetNotFoundError: zips are missing and ``download`` is False or the download failed.
@@ -274,10 +275,12 @@ def prepare_kth(
         raise
     finally:
         bar.close()
+    # KTH publishes no checksums: record those of the zips this was built from, so copies can be compared
+    source_sha256 = {z.name: sha256_file(z) for z in sorted(raw.glob("*.zip"))}
     for s in todo:
         writers[s].close()
         meta = dict(version=PREPROCESS_VERSION, image_size=s, num_frames=offset, sequences_file=bool(sequences),
-                    source=base, videos=videos)
+                    source=base, source_sha256=source_sha256, videos=videos)
         atomic_write_text(_processed_dir(root, s) / "videos.json", json.dumps(meta, indent=1) + "\n")
     persons = {v["person"] for v in videos}
     if len(videos) < 599 or len(persons) < 25:
