@@ -134,6 +134,38 @@ def test_drnet_fit_ddp_two_processes_on_cpu(tmp_path):
     assert model.predict(torch.rand(3, 3, 64, 64), 2).shape == (1, 1, 2, 3, 64, 64)
 
 
+def test_sigterm_saves_the_current_step_and_training_resumes(tmp_path):
+    """The committed configs checkpoint on SIGTERM / Ctrl-C (save_on_exception): a preempted run keeps the step it
+    reached, and `--ckpt_path` resumes from there. Run with the real SVG-LP SM-MNIST config at tiny sizes."""
+    import re
+    import signal
+    import time
+
+    config = str(ASSETS.parent.parent / "configs" / "svg_lp" / "smmnist.yaml")
+    tiny = ["--model.init_args.codec_width", "8", "--model.init_args.g_dim", "16", "--model.init_args.z_dim", "4",
+            "--model.init_args.rnn_size", "32", "--data.init_args.batch_size", "2", "--data.init_args.seq_len", "6",
+            "--trainer.logger", "false", "--trainer.default_root_dir", "out"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([VPZOO, "fit", "--config", config, *tiny], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    seen, deadline = b"", time.time() + 240
+    while time.time() < deadline and not re.search(rb"\b([3-9]|\d{2,})/180000", seen):
+        chunk = proc.stdout.read1(4096)
+        if not chunk:
+            break
+        seen += chunk
+    proc.send_signal(signal.SIGTERM)
+    out = seen + proc.communicate(timeout=120)[0]
+    assert b"saved checkpoint" in out, out[-3000:]
+    ckpts = list((tmp_path / "out").rglob("*.ckpt"))
+    step = torch.load(ckpts[0], map_location="cpu", weights_only=False)["global_step"]
+    assert step >= 3 and all(c.stat().st_size > 0 for c in ckpts)
+    run_vpzoo(["fit", "--config", config, *tiny, "--trainer.max_steps", str(step + 2), "--ckpt_path",
+               str(ckpts[0])], tmp_path)
+    last = max((tmp_path / "out").rglob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == step + 2
+
+
 def test_validation_metrics_are_synchronised_across_processes(tmp_path):
     """copy_last is deterministic: 2 DDP processes, each seeing half the clips, must log the single-process value."""
     single, ddp = tmp_path / "single", tmp_path / "ddp"
