@@ -138,6 +138,45 @@ def test_batched_sampling_equals_per_clip_sampling():
     torch.testing.assert_close(both[:1, :, 0], first[:, :, 0])
 
 
+@pytest.mark.parametrize("codec", ["dcgan", "vgg"])
+def test_shared_skip_decoding_equals_concatenating_gathered_skips(codec):
+    """decoder(h, skips, skip_index) is decoder(h, [s[skip_index] for s in skips]): outputs and gradients."""
+    from vpzoo.models.blocks import build_frame_codec
+
+    torch.manual_seed(0)
+    encoder, decoder = build_frame_codec(codec, 16, 3, 64, 8)
+    _, skips = encoder(torch.rand(4, 3, 64, 64))
+    skips = [s.detach().requires_grad_() for s in skips]
+    index = torch.tensor([0, 0, 1, 3, 3, 3, 2])
+    h = torch.randn(7, 16, requires_grad=True)
+    reference = decoder(h, [s[index] for s in skips])
+    shared = decoder(h, skips, index)
+    torch.testing.assert_close(shared, reference, rtol=0, atol=5e-6)
+    inputs = [h, *skips, *decoder.parameters()]
+    grads_ref = torch.autograd.grad(reference.square().sum(), inputs)
+    grads = torch.autograd.grad(shared.square().sum(), inputs)
+    scale = max(g.abs().max() for g in grads_ref)
+    assert max((a - b).abs().max() for a, b in zip(grads, grads_ref)) <= 1e-5 * scale
+
+
+def test_training_decodes_each_frame_with_its_skip_frame():
+    """forward_loss's reconstructions equal decoding each target frame with its own skip frame's maps gathered."""
+    torch.manual_seed(0)
+    model = SVGLP(**tiny_svg_kwargs()).eval()  # eval: BatchNorm running statistics, independent of batching
+    x = torch.rand(2, 6, 1, 64, 64)
+    torch.manual_seed(1)
+    recon = model.forward_loss(x)["recon"]
+    torch.manual_seed(1)
+    h, skips = model._encode(x)
+    mu, logvar, _ = model.posterior(h[:, 1:])
+    z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+    g, _ = model.frame_predictor(torch.cat([h[:, :-1], z], dim=-1))
+    sources = [model._skip_source(i, model.n_past) for i in range(1, 6)]  # n_past 3: [0, 1, 2, 2, 2]
+    assert sources == [0, 1, 2, 2, 2]
+    expected = model.decoder(g.flatten(0, 1), [s[:, sources].flatten(0, 1) for s in skips]).view(2, 5, 1, 64, 64)
+    torch.testing.assert_close(recon, expected, rtol=0, atol=5e-6)
+
+
 def test_config_round_trip_rebuilds_the_same_model():
     """Hyperparameters alone rebuild the model: same parameters, and with the same weights the same samples."""
     model = SVGLP(**tiny_svg_kwargs(skip_frame="penultimate", beta=3e-4)).eval()

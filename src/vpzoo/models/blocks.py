@@ -26,6 +26,7 @@ __all__ = [
     "VGGEncoder64",
     "VGGDecoder64",
     "build_frame_codec",
+    "concat_skip_conv",
     "RecurrentMLP",
     "GaussianRecurrent",
     "gaussian_kl",
@@ -50,6 +51,48 @@ def _vgg_layer(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, 1, 1), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True))
 
 
+def concat_skip_conv(conv: nn.Conv2d | nn.ConvTranspose2d, x: Tensor, skip: Tensor,
+                     skip_index: Tensor | None = None) -> Tensor:
+    """``conv(cat([x, skip[skip_index]], dim=1))`` for a U-Net decoder layer, computed without the gather.
+
+    A convolution is linear in its input channels, so the concatenated input splits into ``conv_x(x) +
+    conv_skip(skip)`` with the weight split along its input channels (the same parameter; bias once). The skip
+    half is computed on the ``M`` distinct maps and gathered onto the ``N`` rows. Same function and parameters as
+    the concatenation (floating-point summation order aside), about half the layer's work when ``M << N``.
+
+    Args:
+        conv: the layer whose input is ``[x, skip]`` concatenated along channels.
+        x: ``(N, c_x, h, w)``.
+        skip: ``(M, c_s, h, w)`` (``M = N`` when ``skip_index`` is None).
+        skip_index: ``(N,)`` row of ``skip`` for each row of ``x``, or None for row-aligned maps.
+    """
+    if skip_index is None:
+        return conv(torch.cat([x, skip], 1))
+    c = x.shape[1]
+    if isinstance(conv, nn.ConvTranspose2d):  # weight (in, out, kh, kw)
+        def apply(inp: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+            return F.conv_transpose2d(inp, weight, bias, conv.stride, conv.padding, conv.output_padding,
+                                      conv.groups, conv.dilation)
+
+        w_x, w_s = conv.weight[:c], conv.weight[c:]
+    else:  # Conv2d, weight (out, in, kh, kw)
+        def apply(inp: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+            return F.conv2d(inp, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+        w_x, w_s = conv.weight[:, :c], conv.weight[:, c:]
+    return apply(x, w_x, conv.bias) + apply(skip, w_s, None).index_select(0, skip_index)
+
+
+def _skip_block(block: nn.Sequential, x: Tensor, skip: Tensor, skip_index: Tensor | None) -> Tensor:
+    """Run ``block`` (its first module a conv, or a Sequential starting with one) on ``cat([x, skip])``."""
+    first = block[0]
+    if isinstance(first, nn.Sequential):  # VGG: the first layer is itself conv + BN + LeakyReLU
+        y = first[1:](concat_skip_conv(first[0], x, skip, skip_index))
+    else:
+        y = concat_skip_conv(first, x, skip, skip_index)
+    return block[1:](y)
+
+
 class FrameEncoder(nn.Module):
     """Interface: ``forward(x (N, C, H, W)) -> (h (N, dim), skips)``."""
 
@@ -58,7 +101,14 @@ class FrameEncoder(nn.Module):
 
 
 class FrameDecoder(nn.Module):
-    """Interface: ``forward(h (N, dim), skips) -> frames (N, C, H, W)`` in [0, 1] (sigmoid output)."""
+    """Interface: ``forward(h (N, dim), skips, skip_index=None) -> frames (N, C, H, W)`` in [0, 1] (sigmoid output).
+
+    ``skips`` are the encoder's maps ``(M, c, h, w)``. Without ``skip_index``, ``M = N`` and row ``n`` of every map
+    goes with ``h[n]``. With ``skip_index`` (``(N,)`` long, values in ``[0, M)``), ``h[n]`` is decoded with the skip
+    maps of row ``skip_index[n]``: many frames that share a skip frame (every sample of a clip, every future step
+    decoded from the last context frame) are decoded without copying the maps, and the skip half of each
+    concatenated convolution is computed once per distinct map (see :func:`concat_skip_conv`).
+    """
 
 
 class DCGANEncoder64(FrameEncoder):
@@ -105,15 +155,15 @@ class DCGANDecoder64(FrameDecoder):
         )
         self.out = nn.Sequential(nn.ConvTranspose2d(nf * m, channels, 4, 2, 1), nn.Sigmoid())
 
-    def forward(self, h: Tensor, skips: Skips | None = None) -> Tensor:
+    def forward(self, h: Tensor, skips: Skips | None = None, skip_index: Tensor | None = None) -> Tensor:
         x = self.project(h[:, :, None, None])
         if not self.use_skips:
             for block in self.blocks:
                 x = block(x)
             return self.out(x)
         for block, skip in zip(self.blocks, reversed(skips[1:])):
-            x = block(torch.cat([x, skip], 1))
-        return self.out(torch.cat([x, skips[0]], 1))
+            x = _skip_block(block, x, skip, skip_index)
+        return _skip_block(self.out, x, skips[0], skip_index)
 
 
 class VGGEncoder64(FrameEncoder):
@@ -169,11 +219,11 @@ class VGGDecoder64(FrameDecoder):
         self.out = nn.Sequential(_vgg_layer(2 * c1, c1), nn.ConvTranspose2d(c1, channels, 3, 1, 1), nn.Sigmoid())
         self.up = nn.Upsample(scale_factor=2, mode="nearest")
 
-    def forward(self, h: Tensor, skips: Skips) -> Tensor:
+    def forward(self, h: Tensor, skips: Skips, skip_index: Tensor | None = None) -> Tensor:
         x = self.project(h[:, :, None, None])
         for block, skip in zip(self.blocks, reversed(skips[1:])):
-            x = block(torch.cat([self.up(x), skip], 1))
-        return self.out(torch.cat([self.up(x), skips[0]], 1))
+            x = _skip_block(block, self.up(x), skip, skip_index)
+        return _skip_block(self.out, self.up(x), skips[0], skip_index)
 
 
 _CODECS: dict[str, tuple[type[FrameEncoder], type[FrameDecoder]]] = {

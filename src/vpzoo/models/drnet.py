@@ -270,9 +270,13 @@ class DRNet(VideoPredictionModel):
         h, _ = self.pose_encoder(frames)
         return F.normalize(h, dim=1) if self.hparams.normalize_pose else h
 
-    def decode(self, content: Tensor, skips: list[Tensor], pose: Tensor) -> Tensor:
-        """``D(h_c, h_p)``: ``content (N, c)``, the content frames' ``skips``, ``pose (N, p)`` → ``(N, C, H, W)``."""
-        return self.decoder(torch.cat([content, pose], dim=1), skips)
+    def decode(self, content: Tensor, skips: list[Tensor], pose: Tensor, skip_index: Optional[Tensor] = None) -> Tensor:
+        """``D(h_c, h_p)``: ``content (N, c)``, the content frames' ``skips``, ``pose (N, p)`` → ``(N, C, H, W)``.
+
+        ``skip_index (N,)`` picks the row of ``skips`` for each frame when several frames share a content frame
+        (see :class:`~vpzoo.models.blocks.FrameDecoder`); without it the skips are row-aligned with ``pose``.
+        """
+        return self.decoder(torch.cat([content, pose], dim=1), skips, skip_index)
 
     def decode_sequence(self, content: Tensor, skips: list[Tensor], poses: Tensor) -> Tensor:
         """Decode ``poses (B, T, p)`` with one content per clip (``content (B, c)``, its skips) → ``(B, T, C, H, W)``.
@@ -287,8 +291,8 @@ class DRNet(VideoPredictionModel):
             pose = poses[:, start : start + per_call]
             k = pose.shape[1]
             h_c = content[:, None].expand(-1, k, -1).flatten(0, 1)
-            rep = [s[:, None].expand(-1, k, *s.shape[1:]).flatten(0, 1) for s in skips]
-            chunks.append(self.decode(h_c, rep, pose.flatten(0, 1)).view(b, k, *self._frame_shape))
+            clip_of_frame = torch.arange(b, device=poses.device).repeat_interleave(k)  # the clip's skips, shared
+            chunks.append(self.decode(h_c, skips, pose.flatten(0, 1), clip_of_frame).view(b, k, *self._frame_shape))
         return torch.cat(chunks, dim=1)
 
     @property

@@ -26,7 +26,9 @@ Deviations and options (all documented choices):
   once as the posterior's target) and calls the encoder/decoder once per time step, so BatchNorm statistics are
   taken over the B frames of one time step. vpzoo encodes all ``B·T`` frames of a batch once, in one call, and
   decodes all ``B·(T-1)`` predictions in one call: training-mode BatchNorm statistics are taken over all frames of
-  the clip batch (and running statistics are updated once per step instead of 2T-1 times).
+  the clip batch (and running statistics are updated once per step instead of 2T-1 times). Frames that share a
+  skip frame share the skip half of each concatenated decoder convolution, computed once
+  (:func:`~vpzoo.models.blocks.concat_skip_conv`; the same function and parameters as the concatenation).
 - **Sampling.** ``predict`` draws all samples in one batch: the context is encoded once per clip and the recurrent
   states are repeated per sample, then each future step decodes and re-encodes ``B·N`` frames at once. It runs in
   eval mode (BatchNorm running statistics), as the contract requires. The official SVG-LP generation script keeps
@@ -170,9 +172,15 @@ class SVG(VideoPredictionModel):
         else:
             mu_p, logvar_p = torch.zeros_like(mu_q), torch.zeros_like(logvar_q)
         g_pred, _ = self.frame_predictor(torch.cat([h[:, :-1], z], dim=-1))
-        sources = torch.tensor([self._skip_source(i, self.n_past) for i in range(1, t)], device=x.device)
-        target_skips = [s[:, sources].flatten(0, 1) for s in skips]
-        recon = self.decoder(g_pred.flatten(0, 1), target_skips).view(b, t - 1, *x.shape[2:])
+        # Frames 1 .. T-1 take their skips from few distinct frames (every future frame from the same context
+        # frame): pass those maps once per clip and an index, so the decoder does their half of each skip
+        # convolution once per distinct frame instead of once per decoded frame.
+        sources = [self._skip_source(i, self.n_past) for i in range(1, t)]
+        distinct = sorted(set(sources))
+        skip_maps = [s[:, distinct].flatten(0, 1) for s in skips]  # (B·U, c, h, w)
+        slot = torch.tensor([distinct.index(src) for src in sources], device=x.device)
+        skip_index = (torch.arange(b, device=x.device)[:, None] * len(distinct) + slot).flatten()
+        recon = self.decoder(g_pred.flatten(0, 1), skip_maps, skip_index).view(b, t - 1, *x.shape[2:])
         mse = F.mse_loss(recon, x[:, 1:], reduction="none").mean(dim=(0, 2, 3, 4)).sum()
         kl = gaussian_kl(mu_q, logvar_q, mu_p, logvar_p).sum() / b
         loss = mse + self.hparams.beta * kl
@@ -209,11 +217,10 @@ class SVG(VideoPredictionModel):
                 z_ctx = mu_q
             _, predictor_state = self.frame_predictor(torch.cat([h_rep[:, :-1], z_ctx], dim=-1), predictor_state)
 
-        def skips_of(frame_idx: int) -> list[Tensor]:
-            return [s[:, frame_idx].repeat_interleave(n, dim=0) for s in skips_ctx]
-
+        # Skips of a context frame stay per clip (B rows) and are shared by the clip's N samples via skip_index.
         skip_mode = self.hparams.skip_frame
-        skips = skips_of(self._skip_source(n_ctx, n_ctx))
+        skips = [s[:, self._skip_source(n_ctx, n_ctx)] for s in skips_ctx]
+        skip_index = torch.arange(b, device=context.device).repeat_interleave(n)
         h_in = h_rep[:, -1]
         frames = []
         for k in range(n_future):
@@ -226,12 +233,12 @@ class SVG(VideoPredictionModel):
                     (b * n, self.hparams.z_dim), generator=generator, device=h_in.device, dtype=h_in.dtype
                 )
             g, predictor_state = self.frame_predictor(torch.cat([h_in, z], dim=-1)[:, None], predictor_state)
-            frame = self.decoder(g[:, 0], skips)
+            frame = self.decoder(g[:, 0], skips, skip_index)
             frames.append(frame)
             if k + 1 < n_future:
                 h_in, new_skips = self.encoder(frame)
                 if skip_mode == "previous":
-                    skips = new_skips
+                    skips, skip_index = new_skips, None
         out = torch.stack(frames, dim=1)  # (B·N, T_f, C, H, W)
         return out.view(b, n, n_future, *out.shape[2:])
 
