@@ -285,6 +285,7 @@ def _benchmark(args: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (batch i uses seed + i)")
     parser.add_argument("--root", help="dataset folder, for benchmarks on downloaded data")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    parser.add_argument("--fvd-weights", help="local copy of the I3D TorchScript file (FVD benchmarks)")
     parser.add_argument("--json", type=Path, help="write the measured results (and checkpoints.yaml metric records)")
     opts = parser.parse_args(args)
 
@@ -304,7 +305,7 @@ def _benchmark(args: list[str]) -> int:
 
         measured.append(run_benchmark(target, bench, num_samples=opts.num_samples, num_test=opts.num_test,
                                       batch_size=opts.batch_size, seed=opts.seed, root=opts.root,
-                                      device=opts.device, progress=progress))
+                                      device=opts.device, progress=progress, fvd_weights_path=opts.fvd_weights))
         print(file=sys.stderr)
     print(format_report(bench, measured=measured, recorded=recorded))
     if opts.json:

@@ -16,6 +16,11 @@ Built-in benchmarks:
     DRNet's Moving MNIST (2 digits in their own colour channels, deterministic bounce), 10 context -> 20
     predicted frames, one prediction per clip, ``standard`` metric protocol. The DRNet paper reports no PSNR/SSIM
     on it, so there are no published rows; vpzoo's numbers are the first under this protocol.
+``bair_fvd``
+    BAIR robot pushing (action-free), 1 context -> 15 predicted frames, FVD between the 256 real test clips and the
+    generated ones (16 frames each, the context frame included), one sample per clip. Needs the BAIR data
+    (``root``) and the I3D weights. Published rows: SV2P and SAVP as compiled by Weissenborn et al. (reported),
+    VideoGPT (verified).
 ``kth_svg``
     KTH actions, 64x64 grey, SVG's person split, 10 context -> 30 predicted frames, best of 100 samples. Needs the
     KTH data (``root``); published rows from SRVP's table (reported, not verified; the SSIM data_range of those
@@ -92,6 +97,9 @@ class Benchmark:
             ``seq_len = context_frames + predicted_frames``.
         published: published rows.
         notes: caveats on comparability.
+        metrics: ``("psnr", "ssim")`` (per frame, best of N per clip) or ``("fvd",)``: the Fréchet Video Distance
+            between the set of real clips and the set of generated clips, both ``context + predicted`` frames
+            long (the conditioning frames included, the BAIR convention), all N samples of every clip pooled.
     """
 
     name: str
@@ -105,6 +113,7 @@ class Benchmark:
     make_datamodule: Callable[[int, int, int, Optional[str]], Any]
     published: tuple[PublishedResult, ...] = ()
     notes: str = ""
+    metrics: tuple[str, ...] = ("psnr", "ssim")
     reduction: str = field(default="best", init=False)
 
 
@@ -119,8 +128,10 @@ class BenchmarkResult:
         num_sequences: clips scored.
         values: ``{"model": {"psnr": float, "ssim": float}, "copy_last": {...}}``, each averaged over the predicted
             frames and the clips.
-        per_frame: the same per predicted frame, ``{"model": {"psnr": [T_f floats], ...}, ...}``.
+        per_frame: the same per predicted frame, ``{"model": {"psnr": [T_f floats], ...}, ...}`` (PSNR/SSIM only).
         seconds: wall time of the scoring loop.
+        details: for FVD, ``{"model": report, "copy_last": report}`` with
+            :meth:`~vpzoo.metrics.FrechetVideoDistance.report` (clip counts, clip length, the I3D weights' identity).
     """
 
     benchmark: Benchmark
@@ -130,23 +141,30 @@ class BenchmarkResult:
     values: dict[str, dict[str, float]]
     per_frame: dict[str, dict[str, list[float]]]
     seconds: float
+    details: dict[str, Any] = field(default_factory=dict)
 
     def metric_records(self) -> list[dict[str, Any]]:
         """The metric records of checkpoints.yaml (``vpzoo add-checkpoint --metrics``) for this result."""
         b = self.benchmark
-        return [{
-            "metric": name, "protocol": b.metric_protocol, "reduction": b.reduction, "num_samples": self.num_samples,
-            "context_frames": b.context_frames, "predicted_frames": b.predicted_frames,
-            "num_sequences": self.num_sequences, "test_set": f"{b.name}: {b.description}",
-            "benchmark": b.name, "value": round(self.values["model"][name], 6),
-            "copy_last": round(self.values["copy_last"][name], 6),
-        } for name in METRICS]
+        records = []
+        for name in b.metrics:
+            record = {
+                "metric": name, "protocol": "fvd" if name == "fvd" else b.metric_protocol,
+                "num_samples": self.num_samples, "context_frames": b.context_frames,
+                "predicted_frames": b.predicted_frames, "num_sequences": self.num_sequences,
+                "test_set": f"{b.name}: {b.description}", "benchmark": b.name,
+                "value": round(self.values["model"][name], 6), "copy_last": round(self.values["copy_last"][name], 6),
+            }
+            if name != "fvd":  # FVD pools the samples of all clips: no per-clip selection
+                record["reduction"] = b.reduction
+            records.append(record)
+        return records
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary (what ``vpzoo benchmark --json`` writes)."""
         return {"benchmark": self.benchmark.name, "model": self.model, "num_samples": self.num_samples,
                 "num_sequences": self.num_sequences, "values": self.values, "per_frame": self.per_frame,
-                "seconds": self.seconds, "metrics": self.metric_records()}
+                "seconds": self.seconds, "details": self.details, "metrics": self.metric_records()}
 
 
 _BENCHMARKS: dict[str, Benchmark] = {}
@@ -200,6 +218,7 @@ def run_benchmark(
     root: Optional[str] = None,
     device: Optional[Union[str, torch.device]] = None,
     progress: Optional[Callable[[int, int], None]] = None,
+    fvd_weights_path: Optional[str] = None,
 ) -> BenchmarkResult:
     """Score ``model`` under ``benchmark`` beside ``copy_last`` on the benchmark's fixed test clips.
 
@@ -220,6 +239,8 @@ def run_benchmark(
         root: dataset folder, for benchmarks on downloaded data.
         device: where the model runs (default: where it is, or the first GPU for names and paths).
         progress: called as ``progress(clips_done, clips_total)`` after every batch.
+        fvd_weights_path: a local copy of the I3D TorchScript file for FVD benchmarks (default: the pinned file,
+            resolved, downloaded and cached like a checkpoint; see :mod:`vpzoo.metrics.weights`).
     """
     from vpzoo.zoo import load as zoo_load
     from vpzoo.registry import create_model
@@ -250,10 +271,19 @@ def run_benchmark(
     data = bench.make_datamodule(bench.context_frames + bench.predicted_frames, bench.num_test, batch_size, root)
     data.setup("test")
     protocol = get_protocol(bench.metric_protocol)
+    frame_metrics = [name for name in bench.metrics if name in METRICS]
     scores = {who: {name: SampleAggregatedMetric(name, bench.reduction, protocol=protocol,
                                                  n_frames=bench.predicted_frames).to(run_device)
-                    for name in METRICS}
+                    for name in frame_metrics}
               for who in ("model", "copy_last")}
+    fvd = {}
+    if "fvd" in bench.metrics:
+        from vpzoo.metrics.fvd import FrechetVideoDistance
+
+        clip_length = bench.context_frames + bench.predicted_frames
+        fvd["model"] = FrechetVideoDistance(weights_path=fvd_weights_path, clip_length=clip_length).to(run_device)
+        extractor = fvd["model"].feature_extractor  # loaded (and verified) once, shared with the baseline's metric
+        fvd["copy_last"] = FrechetVideoDistance(feature_extractor=extractor, clip_length=clip_length).to(run_device)
     c = bench.context_frames
     total, done = num_test or bench.num_test, 0
     start = time.perf_counter()
@@ -267,21 +297,28 @@ def run_benchmark(
         context, target = clips[:, :c], clips[:, c:]
         samples = model.predict(context, bench.predicted_frames, num_samples=n, seed=seed + i)
         copies = baseline.predict(context, bench.predicted_frames, num_samples=1)
-        for name in METRICS:
+        for name in frame_metrics:
             scores["model"][name].update(samples, target)
             scores["copy_last"][name].update(copies, target)
+        for who, predicted in (("model", samples), ("copy_last", copies)):
+            if who in fvd:  # whole clips: the context frames followed by the predicted ones
+                fvd[who].update(clips, real=True)
+                ctx = context[:, None].expand(-1, predicted.shape[1], -1, -1, -1, -1)
+                fvd[who].update(torch.cat([ctx, predicted], dim=2), real=False)
         done += clips.shape[0]
         if progress is not None:
             progress(done, total)
     seconds = time.perf_counter() - start
     computed = {who: {name: m.compute() for name, m in ms.items()} for who, ms in scores.items()}
+    values = {who: {name: float(r["mean"]) for name, r in res.items()} for who, res in computed.items()}
+    details = {who: metric.report() for who, metric in fvd.items()}
+    for who, report in details.items():
+        values[who]["fvd"] = report["fvd"]
     return BenchmarkResult(
-        benchmark=bench, model=label, num_samples=n,
-        num_sequences=int(computed["model"]["psnr"]["n_sequences"]),
-        values={who: {name: float(r["mean"]) for name, r in res.items()} for who, res in computed.items()},
+        benchmark=bench, model=label, num_samples=n, num_sequences=done, values=values,
         per_frame={who: {name: [float(v) for v in r["per_frame"]] for name, r in res.items()}
                    for who, res in computed.items()},
-        seconds=seconds,
+        seconds=seconds, details=details,
     )
 
 
@@ -316,22 +353,28 @@ def format_report(
     (each with the ``copy_last`` baseline measured beside it)."""
     bench = get_benchmark(benchmark) if isinstance(benchmark, str) else benchmark
     protocol = get_protocol(bench.metric_protocol)
-    selection = f"{bench.reduction} of N samples per clip (chosen per clip by each metric)" \
-        if bench.num_samples > 1 else "one prediction per clip"
+    if "fvd" in bench.metrics:
+        selection = (f"FVD between the real and the generated {bench.context_frames + bench.predicted_frames}-frame "
+                     f"clips (context included), {bench.num_samples} sample(s) per clip pooled")
+    elif bench.num_samples > 1:
+        selection = f"{bench.reduction} of N samples per clip (chosen per clip by each metric)"
+    else:
+        selection = "one prediction per clip"
+    settings = (f"metric protocol {protocol.name!r} (PSNR data_range {protocol.psnr_data_range:g}, SSIM data_range "
+                f"{protocol.ssim_data_range:g})" if set(bench.metrics) & set(METRICS) else
+                "I3D Kinetics-400 logits, 224x224 TF1 bilinear, [-1, 1] (vpzoo.metrics.fvd)")
     lines = [
         f"{bench.name}: {bench.description}",
-        f"  {bench.context_frames} context -> {bench.predicted_frames} predicted frames; {selection}; metric "
-        f"protocol {protocol.name!r} (PSNR data_range {protocol.psnr_data_range:g}, SSIM data_range "
-        f"{protocol.ssim_data_range:g})",
+        f"  {bench.context_frames} context -> {bench.predicted_frames} predicted frames; {selection}; {settings}",
     ]
     if bench.notes:
         lines.append(f"  note: {bench.notes}")
-    header = f"  {'model':<28} {'N':>4} {'clips':>6} {'PSNR':>8} {'SSIM':>8}  source"
+    header = f"  {'model':<28} {'N':>4} {'clips':>6} " + " ".join(f"{m.upper():>8}" for m in bench.metrics) + "  source"
     lines += [header, "  " + "-" * (len(header) - 2)]
+    formats = {"psnr": "{:8.2f}", "ssim": "{:8.4f}", "fvd": "{:8.1f}"}
 
     def row(label: str, n: Any, clips: Any, values: Mapping[str, float], source: str) -> str:
-        vals = " ".join((f"{values[m]:8.2f}" if m == "psnr" else f"{values[m]:8.4f}") if m in values else f"{'-':>8}"
-                        for m in METRICS)
+        vals = " ".join(formats[m].format(values[m]) if m in values else f"{'-':>8}" for m in bench.metrics)
         return f"  {label[-28:]:<28} {n!s:>4} {clips!s:>6} {vals}  {source}"
 
     for pub in bench.published:
@@ -400,6 +443,31 @@ register_benchmark(Benchmark(
     context_frames=10, predicted_frames=20, num_samples=1, metric_protocol="standard", num_test=1000,
     make_datamodule=_mmnist_drnet,
     notes="DRNet (arXiv 1705.10915) reports no PSNR/SSIM on Moving MNIST; there are no published rows",
+))
+
+def _bair_fvd(seq_len: int, num_test: int, batch_size: int, root: Optional[str]) -> Any:
+    from vpzoo.data.bair import BAIRDataModule
+
+    if root is None:
+        raise ValueError("bair_fvd needs the BAIR data: pass root= (vpzoo benchmark --root DIR), "
+                         "see `vpzoo data prepare bair`")
+    return BAIRDataModule(root=root, eval_seq_len=seq_len, num_test=num_test, eval_batch_size=batch_size,
+                          download=False)
+
+
+_FVD_COMPILED = "as compiled in Weissenborn et al. 2019, arXiv 1906.02634"
+
+register_benchmark(Benchmark(
+    name="bair_fvd", dataset="bair",
+    description="BAIR robot pushing, action-free, 64x64, the 256-clip test split",
+    context_frames=1, predicted_frames=15, num_samples=1, metric_protocol="standard", num_test=256,
+    make_datamodule=_bair_fvd, metrics=("fvd",),
+    published=(
+        PublishedResult("SV2P", {"fvd": 262.5}, _FVD_COMPILED, zoo_model="sv2p"),
+        PublishedResult("SAVP", {"fvd": 116.4}, _FVD_COMPILED),
+        PublishedResult("VideoGPT", {"fvd": 103.3}, "paperswithcode VideoGPT page (Cond 1, Pred 15)", verified=True),
+    ),
+    notes="the published numbers used TF-Hub's I3D; vpzoo uses its TorchScript port, whose SHA-256 is not pinned yet",
 ))
 
 register_benchmark(Benchmark(
