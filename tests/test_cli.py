@@ -166,6 +166,17 @@ def test_sigterm_saves_the_current_step_and_training_resumes(tmp_path):
     assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == step + 2
 
 
+def test_sv2p_fit_ddp_two_processes_on_cpu(tmp_path):
+    """SV2P's phase 1 (random latent) leaves the inference network without gradients; plain DDP must still work
+    through the three phases."""
+    proc = run_vpzoo(["fit", "--config", str(ASSETS / "tiny_sv2p.yaml"), "--trainer.strategy", "ddp",
+                      "--trainer.accelerator", "cpu", "--trainer.devices", "2"], tmp_path)
+    assert "find_unused_parameters=True" in proc.stdout + proc.stderr
+    rows = read_metrics(tmp_path / "logs")
+    assert [float(r["train/phase"]) for r in rows if r.get("train/phase")][:3] == [1.0, 2.0, 3.0]
+    assert 0 < last_value(rows, "val/ssim") <= 1
+
+
 def test_validation_metrics_are_synchronised_across_processes(tmp_path):
     """copy_last is deterministic: 2 DDP processes, each seeing half the clips, must log the single-process value."""
     single, ddp = tmp_path / "single", tmp_path / "ddp"

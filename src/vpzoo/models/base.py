@@ -84,6 +84,27 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
         )
         self.last_validation: dict[str, Any] = {}
 
+    # ------------------------------------------------------------------------------------------ training
+    def allow_unused_parameters_under_ddp(self, why: str) -> None:
+        """Switch on DDP's ``find_unused_parameters`` for a model whose training steps do not reach every parameter
+        (several optimisers, or phases that leave a sub-network out), which plain DDP rejects. Call it from
+        ``setup``: it acts before the strategy wraps the model, so that ``--trainer.strategy ddp`` works as it
+        does for the other models. Does nothing outside DDP."""
+        from lightning.pytorch.strategies import DDPStrategy
+        from lightning.pytorch.utilities import rank_zero_info
+
+        strategy = self._trainer.strategy if self._trainer is not None else None
+        if not isinstance(strategy, DDPStrategy):
+            return
+        ddp_kwargs = getattr(strategy, "_ddp_kwargs", None)
+        name = type(self).__name__
+        if not isinstance(ddp_kwargs, dict):
+            raise RuntimeError(f"{name} needs DDP's find_unused_parameters=True ({why}): use --trainer.strategy "
+                               "ddp_find_unused_parameters_true")
+        if not ddp_kwargs.get("find_unused_parameters", False):
+            ddp_kwargs["find_unused_parameters"] = True
+            rank_zero_info(f"{name}: DDP find_unused_parameters=True ({why})")
+
     # ------------------------------------------------------------------------------------------ sampling
     def sample_future(
         self, context: Tensor, n_future: int, num_samples: int, generator: torch.Generator

@@ -486,29 +486,12 @@ class DRNet(VideoPredictionModel):
     def setup(self, stage: str) -> None:
         if stage != "fit":
             return
-        self._allow_unused_parameters_under_ddp()
+        # C's loss never reaches E_c, E_p or D, and the LSTM stage never reaches them either
+        self.allow_unused_parameters_under_ddp("its optimisers step different parts of the model")
         if self.hparams.init_from:
             self.load_stage1(self.hparams.init_from)
         elif self.hparams.stage == "lstm":
             rank_zero_warn("DRNet stage='lstm' without init_from trains the LSTM on untrained encoders")
-
-    def _allow_unused_parameters_under_ddp(self) -> None:
-        """Each of DRNet's backward passes reaches only part of the model (C's loss never reaches E_c, E_p or D; the
-        LSTM stage never reaches them either), which plain DDP rejects. Lightning's advice for several optimisers
-        under manual optimisation is DDP's ``find_unused_parameters=True``; it is switched on here, before the
-        strategy wraps the model, so that ``--trainer.strategy ddp`` works as it does for the other models."""
-        from lightning.pytorch.strategies import DDPStrategy
-
-        strategy = self._trainer.strategy if self._trainer is not None else None
-        if not isinstance(strategy, DDPStrategy):
-            return
-        ddp_kwargs = getattr(strategy, "_ddp_kwargs", None)
-        if not isinstance(ddp_kwargs, dict):
-            raise RuntimeError("DRNet needs DDP's find_unused_parameters=True: use --trainer.strategy "
-                               "ddp_find_unused_parameters_true")
-        if not ddp_kwargs.get("find_unused_parameters", False):
-            ddp_kwargs["find_unused_parameters"] = True
-            rank_zero_info("DRNet: DDP find_unused_parameters=True (its optimisers step different parts of the model)")
 
     def load_stage1(self, path: str) -> None:
         """Load E_c, E_p, D and C from a DRNet checkpoint (Lightning ``.ckpt`` or a plain state dict)."""

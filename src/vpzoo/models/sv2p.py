@@ -497,6 +497,10 @@ class SV2P(VideoPredictionModel):
         self.log_dict(logs, prog_bar=True, batch_size=b)
         return self._require_finite(out["loss"])
 
+    def setup(self, stage: str) -> None:
+        if stage == "fit":  # phase 1 trains with a random latent: the inference network gets no gradient
+            self.allow_unused_parameters_under_ddp("phase 1 leaves the inference network out")
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         betas = tuple(self.hparams.adam_betas)
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, betas=betas, eps=self.hparams.adam_eps)
