@@ -15,7 +15,10 @@ The same run also measures SM-MNIST training-stream generation (``bench_data.mea
 against SVG-LP's measured training consumption (target >= 10x), and, for one clip, ``predict`` with 100 samples
 in one batch against a loop of 100 single-sample ``predict`` calls (target >= 5x).
 
-Usage: python benchmarks/bench_svg.py [--quick] [--out benchmarks/results/svg.json]
+With ``--bf16`` the same run also times vpzoo's training step and batched sampling under CPU bfloat16 autocast
+(what ``--trainer.precision bf16-mixed`` does in ``vpzoo fit``), which is fast on CPUs with AMX/AVX-512-BF16 units.
+
+Usage: python benchmarks/bench_svg.py [--quick] [--bf16] [--out benchmarks/results/svg.json]
        python benchmarks/bench_svg.py --one-clip-only --out benchmarks/results/svg_one_clip.json
 """
 
@@ -138,6 +141,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repeats and samples (smoke run)")
     parser.add_argument("--out", default="benchmarks/results/svg.json")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time vpzoo's training step and sampling under CPU bfloat16 autocast")
     parser.add_argument("--one-clip-only", action="store_true",
                         help="only 1 clip: predict(num_samples=100) in one batch vs 100 single-sample calls")
     args = parser.parse_args()
@@ -174,6 +179,18 @@ def main() -> None:
     rows.append((f"sample {num_samples} as a loop of single-sample predict (scaled from {ref_samples})",
                  loop_single, None, t_ref_sample / loop_single))
     rows.append((f"sample {num_samples}, vpzoo predict (one batch)", t_ours_sample, None, t_ref_sample / t_ours_sample))
+    bf16 = None
+    if args.bf16:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            t_bf16 = timeit(lambda: vpzoo_train_step(model, x, opt), repeats)
+            t_bf16_sample = timeit(lambda: model.predict(context, n_future, num_samples=num_samples, seed=0), 1)
+        rows.append(("train step, vpzoo batched over time, bf16 autocast", t_bf16, batch / t_bf16, t_ref / t_bf16))
+        rows.append((f"sample {num_samples}, vpzoo predict (one batch), bf16 autocast", t_bf16_sample, None,
+                     t_ref_sample / t_bf16_sample))
+        bf16 = {"train_seq_per_s": batch / t_bf16,
+                "train_ratio_vs_official_anchor": (batch / t_bf16) / OFFICIAL_TRAIN_SEQ_PER_S,
+                "sample_seconds": t_bf16_sample,
+                "sample_ratio_vs_official_anchor": OFFICIAL_SAMPLE_SECONDS / (t_bf16_sample * 100 / num_samples)}
 
     one_clip = context[:1]
     loop_calls = 10 if args.quick else 20  # the loop is linear in calls: time some and scale to num_samples
@@ -214,6 +231,7 @@ def main() -> None:
         "one_clip_sampling": {"num_samples": num_samples, "single_sample_loop_seconds": t_one_loop,
                               "batched_seconds": t_one_batch, "speedup": t_one_loop / t_one_batch,
                               "target_ratio": 5},
+        "bf16_autocast": bf16,
         "data_vs_training": {"generation_seq_per_s": gen["sequences_per_s"], "training_seq_per_s": consumption,
                              "ratio": gen["sequences_per_s"] / consumption, "target_ratio": 10},
     }

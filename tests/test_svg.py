@@ -77,6 +77,27 @@ def test_fixed_prior_kl_is_against_standard_normal():
     torch.testing.assert_close(model.forward_loss(x)["kl"], expected)
 
 
+def test_kl_under_bf16_autocast_is_computed_in_float32():
+    """Under CPU bf16 autocast (``--trainer.precision bf16-mixed``) the Gaussian heads return bfloat16; the KL is
+    still taken in float32 on those values, so it stays non-negative and equals the float64 KL of the same heads."""
+    from vpzoo.models.blocks import gaussian_kl
+
+    torch.manual_seed(0)
+    model = SVGLP(**tiny_svg_kwargs())
+    x = torch.rand(4, 6, 1, 64, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        h, _ = model._encode(x)
+        mu_q, logvar_q, _ = model.posterior(h[:, 1:])
+        mu_p, logvar_p, _ = model.prior(h[:, :-1])
+        assert mu_q.dtype == torch.bfloat16  # the situation the upcast is for
+        kl = gaussian_kl(mu_q, logvar_q, mu_p, logvar_p)
+        loss_kl = model.forward_loss(x)["kl"]
+    assert kl.dtype == torch.float32 and loss_kl.dtype == torch.float32
+    exact = gaussian_kl(*(t.double() for t in (mu_q, logvar_q, mu_p, logvar_p)))
+    torch.testing.assert_close(kl.double(), exact, rtol=1e-5, atol=1e-7)
+    assert kl.min() >= -1e-6 and loss_kl >= 0
+
+
 @pytest.mark.parametrize(
     "mode, expected",
     [
