@@ -161,7 +161,8 @@ def test_bad_hyperparameters():
 # -------------------------------------------------------------------------------------------- training
 def test_overfits_one_batch(digits):
     """On one fixed batch, stage 1 drives the reconstruction error 20x down and well below an all-black frame's
-    error; stage 2 (frozen encoders) drives the pose-prediction loss 5x down."""
+    error; stage 2 (frozen encoders) drives the pose-prediction loss 5x down in 60 steps (30 were borderline on AVX-512
+    CPUs: the loss plateaus near 0.5 around step 30 before falling to ~0.1)."""
     torch.manual_seed(0)
     model = DRNet(**tiny_drnet_kwargs(lr=1e-2, lstm_lr=1e-2))
     x = drnet_clips(digits, 4, 6, 3)
@@ -169,7 +170,7 @@ def test_overfits_one_batch(digits):
     rec = [model.autoencoder_iteration(x, opt_main, opt_disc)["rec"].item() for _ in range(40)]
     black = (x[:, 2] ** 2).mean().item()  # the reconstructed frame is x_p1 = frame 2
     assert rec[-1] < rec[0] / 20 and rec[-1] < black / 2, (rec[0], rec[-1], black)
-    lstm = [model.lstm_iteration(x, opt_lstm)["loss"].item() for _ in range(30)]
+    lstm = [model.lstm_iteration(x, opt_lstm)["loss"].item() for _ in range(60)]
     assert lstm[-1] < lstm[0] / 5, (lstm[0], lstm[-1])
     assert not model.content_encoder.training  # stage 2 keeps the frozen modules in eval mode
 
