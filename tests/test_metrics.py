@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import socket
+import subprocess
 import sys
 import warnings
 from datetime import timedelta
@@ -230,9 +232,6 @@ def test_ssim_compile_falls_back_to_eager_without_a_compiler(tmp_path: Path) -> 
         "assert any('computing SSIM eagerly' in m for m in messages), messages\n"
         "print('fallback ok')\n"
     )
-    import os
-    import subprocess
-
     env = dict(os.environ, CXX=str(tmp_path / "no-such-compiler"), TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "cache"))
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -188,31 +188,12 @@ def _ssim_chunk_fast(x: Tensor, y: Tensor, data_range: float, win: int) -> Tenso
     return s_map.mean(dim=(1, 2, 3))
 
 
-def _ssim_chunk_autograd(x: Tensor, y: Tensor, data_range: float, win: int) -> Tensor:
-    """Same as :func:`_ssim_chunk_fast` written out-of-place (differentiable), following skimage's formula."""
-    dtype = _compute_dtype(x.device)
-    x = x.to(dtype)
-    y = y.to(dtype)
-    n_px = win * win
-    cov_norm = n_px / (n_px - 1)
-
-    def box_mean(z: Tensor) -> Tensor:
-        return torch.nn.functional.avg_pool2d(z, win, stride=1)
-
-    ux, uy = box_mean(x), box_mean(y)
-    uxx, uyy, uxy = box_mean(x * x), box_mean(y * y), box_mean(x * y)
-    vx = cov_norm * (uxx - ux * ux)
-    vy = cov_norm * (uyy - uy * uy)
-    vxy = cov_norm * (uxy - ux * uy)
-    c1 = (SSIM_K1 * data_range) ** 2
-    c2 = (SSIM_K2 * data_range) ** 2
-    a1, a2 = 2 * ux * uy + c1, 2 * vxy + c2
-    b1, b2 = ux**2 + uy**2 + c1, vx + vy + c2
-    return ((a1 * a2) / (b1 * b2)).mean(dim=(1, 2, 3))
-
-
 def _ssim_chunk_shifted(x: Tensor, y: Tensor, c1: float, c2: float, win: int, dtype: torch.dtype) -> Tensor:
-    """SSIM of ``(n, C, H, W)`` frames with box sums written as shifted adds, for ``torch.compile``. ``(n,)``."""
+    """SSIM of ``(n, C, H, W)`` frames, out-of-place with box sums written as shifted adds. Returns ``(n,)``.
+
+    The differentiable path (run eagerly when a gradient is needed) and the ``torch.compile`` path (Inductor fuses the
+    shifted adds with the products and the formula) share it; same values as :func:`_ssim_chunk_fast`.
+    """
     x = x.to(dtype)
     y = y.to(dtype)
     n_px = win * win
@@ -291,8 +272,10 @@ def _ssim_frames(pred: Tensor, target: Tensor, data_range: float, win: int, comp
         if compiled is not None:
             return compiled.reshape(lead)
     if needs_grad:
+        c1 = (SSIM_K1 * data_range) ** 2
+        c2 = (SSIM_K2 * data_range) ** 2
         parts = [
-            _ssim_chunk_autograd(x[i : i + chunk], y[i : i + chunk], data_range, win) for i in range(0, n, chunk)
+            _ssim_chunk_shifted(x[i : i + chunk], y[i : i + chunk], c1, c2, win, dtype) for i in range(0, n, chunk)
         ]
         return torch.cat(parts).reshape(lead)
     for start in range(0, n, chunk):
