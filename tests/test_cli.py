@@ -136,7 +136,8 @@ def test_drnet_fit_ddp_two_processes_on_cpu(tmp_path):
 
 def test_sigterm_saves_the_current_step_and_training_resumes(tmp_path):
     """The committed configs checkpoint on SIGTERM / Ctrl-C (save_on_exception): a preempted run keeps the step it
-    reached, and `--ckpt_path` resumes from there. Run with the real SVG-LP SM-MNIST config at tiny sizes."""
+    reached, and `--ckpt_path` resumes from there (here at a new learning rate, which must take effect). Run with the
+    real SVG-LP SM-MNIST config at tiny sizes."""
     import re
     import signal
     import time
@@ -160,10 +161,15 @@ def test_sigterm_saves_the_current_step_and_training_resumes(tmp_path):
     ckpts = list((tmp_path / "out").rglob("*.ckpt"))
     step = torch.load(ckpts[0], map_location="cpu", weights_only=False)["global_step"]
     assert step >= 3 and all(c.stat().st_size > 0 for c in ckpts)
+    # Resume at a lower learning rate: the configured rate replaces the saved one, Adam's moments carry on.
     run_vpzoo(["fit", "--config", config, *tiny, "--trainer.max_steps", str(step + 2), "--ckpt_path",
-               str(ckpts[0])], tmp_path)
+               str(ckpts[0]), "--model.init_args.lr", "0.0005"], tmp_path)
     last = max((tmp_path / "out").rglob("*.ckpt"), key=lambda p: p.stat().st_mtime)
-    assert torch.load(last, map_location="cpu", weights_only=False)["global_step"] == step + 2
+    resumed = torch.load(last, map_location="cpu", weights_only=False)
+    assert resumed["global_step"] == step + 2
+    optimizer = resumed["optimizer_states"][0]
+    assert [g["lr"] for g in optimizer["param_groups"]] == [0.0005]
+    assert int(next(iter(optimizer["state"].values()))["step"]) == step + 2
 
 
 def test_sv2p_fit_ddp_two_processes_on_cpu(tmp_path):

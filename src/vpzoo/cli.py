@@ -31,7 +31,26 @@ def _lightning_cli(args: list[str]) -> None:
 
     from vpzoo.models import VideoPredictionModel
 
-    LightningCLI(
+    class VpzooCLI(LightningCLI):
+        """LightningCLI where the config file and the command line win over a resumed checkpoint's hyperparameters.
+
+        With ``--ckpt_path``, Lightning (2.6) merges the checkpoint's saved model hyperparameters over everything the
+        user wrote, so ``vpzoo fit --ckpt_path last.ckpt --model.init_args.lr 8e-4`` would silently keep the old
+        rate (Lightning-AI/pytorch-lightning#21455). Here the checkpoint's values are the starting point and the
+        ``--config`` files and flags are parsed again on top of them.
+        """
+
+        def parse_arguments(self, parser, args) -> None:  # noqa: ANN001 (Lightning's signature)
+            self._vpzoo_args = args
+            super().parse_arguments(parser, args)
+
+        def _parse_ckpt_path(self) -> None:
+            before = self.config
+            super()._parse_ckpt_path()
+            if self.config is not before and isinstance(self._vpzoo_args, list):
+                self.config = self.parser.parse_args(self._vpzoo_args, namespace=self.config)
+
+    VpzooCLI(
         VideoPredictionModel,
         L.LightningDataModule,
         subclass_mode_model=True,

@@ -13,7 +13,9 @@ Architecture and loss follow the official code (sheet ``models-drnet-svg-vrnn.md
   per-pixel mean and KL_t is summed over z and divided by the batch size, exactly as the official scripts compute
   it (β = 1e-4 on SM-MNIST and BAIR, 1e-6 on KTH); fully teacher-forced; gradients flow into both q and p_ψ;
 - Adam(lr 2e-3, β1 0.9, β2 0.999). The official code keeps one Adam per module, all with the same settings and
-  stepped every iteration; that is the same update as the single Adam used here;
+  stepped every iteration; that is the same update as the single Adam used here. The rate is constant (no
+  schedule); resuming a run with ``--ckpt_path`` and a different ``lr`` applies the new rate and keeps Adam's
+  moment estimates (Lightning alone would restore the saved rate);
 - weight init of the official ``utils.init_weights`` (N(0, 0.02) conv/linear weights, BN γ ~ N(1, 0.02)).
 
 Deviations and options (all documented choices):
@@ -197,6 +199,13 @@ class SVG(VideoPredictionModel):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, betas=(self.hparams.adam_beta1, 0.999))
+
+    def on_train_start(self) -> None:
+        # A resumed run restores the optimiser's saved state, learning rate included; the configured rate wins, so
+        # ``vpzoo fit --ckpt_path last.ckpt --model.init_args.lr 8e-4`` continues at 8e-4 with Adam's moments kept.
+        for optimizer in self.trainer.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = self.hparams.lr
 
     # ------------------------------------------------------------------------------------------- sampling
     def sample_future(
