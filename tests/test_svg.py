@@ -180,6 +180,39 @@ def test_shared_skip_decoding_equals_concatenating_gathered_skips(codec):
     assert max((a - b).abs().max() for a, b in zip(grads, grads_ref)) <= 1e-5 * scale
 
 
+@pytest.mark.parametrize("in_channels, out_channels, kernel, stride, padding",
+                         [(64, 1, 4, 2, 1), (16, 3, 4, 2, 1), (64, 3, 3, 1, 1), (8, 2, 5, 2, 2)])
+def test_image_conv_transpose_without_autograd_equals_pytorch_kernel(in_channels, out_channels, kernel, stride,
+                                                                     padding):
+    """The output layer's matmul + col2im path (used when autograd is off) is nn.ConvTranspose2d's function,
+    also on a weight slice (concat_skip_conv) and under bf16 autocast; with autograd on it is PyTorch's kernel."""
+    from torch import nn
+
+    from vpzoo.models.blocks import ImageConvTranspose2d
+
+    torch.manual_seed(0)
+    layer = ImageConvTranspose2d(in_channels, out_channels, kernel, stride, padding)
+    reference = nn.ConvTranspose2d(in_channels, out_channels, kernel, stride, padding)
+    reference.load_state_dict(layer.state_dict())  # same parameters, same state-dict keys
+    x = torch.randn(5, in_channels, 16, 16)
+    with torch.no_grad():
+        expected = reference(x)
+        torch.testing.assert_close(layer(x), expected, rtol=0, atol=1e-5)
+        half = in_channels // 2
+        torch.testing.assert_close(
+            layer.transposed_conv(x[:, :half], layer.weight[:half], None),
+            torch.nn.functional.conv_transpose2d(x[:, :half], layer.weight[:half], None, stride, padding),
+            rtol=0, atol=1e-5,
+        )
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast, slow = layer(x), reference(x)
+        assert fast.dtype == slow.dtype == torch.bfloat16
+        torch.testing.assert_close(fast.float(), slow.float(), rtol=0, atol=0.05 * expected.abs().max().item())
+    out = layer(x)  # autograd on: PyTorch's kernel, gradients flow
+    assert out.grad_fn is not None and "Convolution" in type(out.grad_fn).__name__
+    torch.testing.assert_close(out.detach(), expected, rtol=0, atol=1e-5)
+
+
 def test_training_decodes_each_frame_with_its_skip_frame():
     """forward_loss's reconstructions equal decoding each target frame with its own skip frame's maps gathered."""
     torch.manual_seed(0)
