@@ -20,6 +20,7 @@ from vpzoo.io import read_video, write_gif, write_video
 from vpzoo.models import SVGLP
 
 TINY = dict(n_past=3, n_future=3, codec_width=8, g_dim=16, z_dim=4, rnn_size=32)
+ROOT = Path(__file__).resolve().parents[1]
 VPZOO = shutil.which("vpzoo") or str(Path(sys.executable).parent / "vpzoo")
 METRICS = {"metrics": [{"metric": "ssim", "protocol": "svg", "num_samples": 2, "value": 0.5, "copy_last": 0.4}]}
 
@@ -118,13 +119,19 @@ def test_predict_errors_are_one_clear_line(folder, tmp_path, capsys):
     assert "--out must end with .gif" in capsys.readouterr().err
 
 
-def test_predict_with_flags_first_is_still_lightnings(capsys, monkeypatch):
+def test_predict_help_is_the_zoos_and_flags_first_is_still_lightnings(capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["vpzoo"])
     with pytest.raises(SystemExit) as info:
         main(["predict", "--help"])
     assert info.value.code == 0
     help_text = capsys.readouterr().out
-    assert "--config" in help_text and "--trainer" in help_text
+    assert "NAME_OR_PATH" in help_text and "--n-future" in help_text and "--trainer" not in help_text
+    assert "vpzoo predict --config CONFIG --help" in " ".join(help_text.split())
+    with pytest.raises(SystemExit) as info:
+        main(["predict", "--config", str(ROOT / "configs/svg_lp/smmnist.yaml"), "--help"])
+    assert info.value.code == 0
+    help_text = capsys.readouterr().out
+    assert "--trainer.max_steps" in help_text and "--n-future" not in help_text
 
 
 def test_list_and_add_checkpoint(folder, tmp_path, monkeypatch, capsys):

@@ -3,8 +3,8 @@
 - ``vpzoo fit|validate|test|predict --config CONFIG [--section.key value ...]``: Lightning's own CLI
   (:class:`lightning.pytorch.cli.LightningCLI`), so every option of the model, the data module and the trainer
   can be set in the YAML config or overridden on the command line (e.g. ``--trainer.max_steps 200``).
-- ``vpzoo predict NAME_OR_PATH [--input CLIP] ...``: the zoo's prediction demo. A positional argument right after
-  ``predict`` selects it; ``vpzoo predict --config ...`` stays Lightning's.
+- ``vpzoo predict NAME_OR_PATH [--input CLIP] ...``: the zoo's prediction demo. A positional argument (or ``--help``)
+  right after ``predict`` selects it; ``vpzoo predict --config ...`` stays Lightning's.
 - ``vpzoo list [PATTERN] [--checkpoints | --all]``: registered models (default) and pretrained checkpoints.
 - ``vpzoo export CKPT OUT_DIR [--dtype float16]``: a ``vpzoo fit`` checkpoint to a zoo folder.
 - ``vpzoo add-checkpoint SRC --name NAME ...``: the checkpoints.yaml entry of an exported folder (printed, or
@@ -120,7 +120,9 @@ def _predict(args: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="vpzoo predict",
         description="Predict the future of a clip with a pretrained model and write a GIF and a PNG grid of "
-        "context | ground truth | samples. (`vpzoo predict --config ...` is Lightning's predict command.)",
+        "context | ground truth | samples.",
+        epilog="Lightning's predict command (a model on a data module's predict set) is `vpzoo predict --config "
+        "CONFIG [--key value ...]`; `vpzoo predict --config CONFIG --help` lists its options.",
     )
     parser.add_argument("model", metavar="NAME_OR_PATH",
                         help="checkpoint name, zoo folder, .safetensors/.ckpt file, or hf://owner/repo[@revision]")
@@ -365,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     command, rest = args[0], args[1:]
-    if command == "predict" and rest and not rest[0].startswith("-"):
+    if command == "predict" and rest and (not rest[0].startswith("-") or rest[0] in ("-h", "--help")):
         return _run(_predict, rest)
     if command in _LIGHTNING_COMMANDS:
         _lightning_cli([command, *rest])
