@@ -350,6 +350,14 @@ def test_configs_parse_and_build(tmp_path, monkeypatch):
                                                                                                  2e-4, 0.9)
     assert cli.trainer.max_steps == hp.autoencoder_steps + 200 * 600 and hp.autoencoder_steps == 200 * 600
     assert dm.seq_len == hp.n_past + hp.n_future and dm.batch_size == 100
+    # the drnet_mmnist recipe: drnet-py's Oct 2017 settings, everything else as mmnist.yaml (sheet §3.7: 11.6M)
+    earlier = yaml.safe_load((CONFIGS / "mmnist_dcgan.yaml").read_text())
+    default = yaml.safe_load((CONFIGS / "mmnist.yaml").read_text())
+    changed = {k: v for k, v in earlier["model"]["init_args"].items() if default["model"]["init_args"][k] != v}
+    assert changed == {"content_model": "dcgan", "adv_weight": 0.01, "frame_sampling": "random"}
+    assert earlier["data"] == default["data"] and earlier["model"]["class_path"] == default["model"]["class_path"]
+    with torch.device("meta"):
+        assert DRNet(**earlier["model"]["init_args"]).num_parameters() == 11_639_928
     for name, total in (("kth64", 32_914_614), ("kth128", 83.1e6)):  # kth64: derived here; kth128: sheet §3.7
         config = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
         spec, data = config["model"], config["data"]
