@@ -108,6 +108,9 @@ def test_loss_terms_values_and_gradient_routing(digits):
     torch.testing.assert_close(out["rec"], ((out["recon"] - frames[2]) ** 2).mean())
     torch.testing.assert_close(out["loss"], out["rec"] + 0.5 * out["sim"] + 0.25 * out["adv"])
     assert out["adv"] >= math.log(2) - 1e-6  # BCE against 1/2 is minimal (ln 2) where C outputs 1/2
+    # the collapse watch: the spread of E_c(x_c1) across the batch (train-mode BN depends only on the batch)
+    torch.testing.assert_close(out["content_std"], model.encode_content(frames[0])[0].flatten(1).std(dim=0).mean())
+    assert not out["content_std"].requires_grad and out["content_std"] > 0
 
     def grads(loss):
         model.zero_grad(set_to_none=True)

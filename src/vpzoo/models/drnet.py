@@ -351,8 +351,12 @@ class DRNet(VideoPredictionModel):
 
         ``discriminator_step(loss)`` (optional) is called with C's loss before the main loss is evaluated, so the
         adversarial term sees the updated C, as in the official iteration. Returns ``loss`` (the main objective)
-        and its terms ``rec``, ``sim``, ``adv``, plus C's ``sd_loss`` and ``sd_acc``, and ``recon`` (the decoded
-        ``x_p1``).
+        and its terms ``rec``, ``sim``, ``adv``, plus C's ``sd_loss`` and ``sd_acc``, ``recon`` (the decoded
+        ``x_p1``) and ``content_std``: the content vectors' standard deviation across the batch, averaged over their
+        dimensions (detached). It watches for *content collapse*: the similarity loss is smallest for a constant
+        content vector, and when it wins (measured on CPU runs of both Moving MNIST configs: 0.35 after 600
+        iterations, 0.01 after 1,800, with the content head's BatchNorm scale shrinking to ~0.01) the decoder can
+        only draw what the pose vector carries, and content swaps fail.
 
         Each frame goes through its encoder in its own call, in the official order (E_p on x_c1 and x_c2 for C,
         then E_c on x_c1, x_c2 and E_p on x_p1, x_p2), so training-mode BatchNorm sees the same batches as in
@@ -377,7 +381,7 @@ class DRNet(VideoPredictionModel):
         adv = F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, 0.5))
         loss = rec + self.hparams.sim_weight * sim + self.hparams.adv_weight * adv
         return {"loss": loss, "rec": rec, "sim": sim, "adv": adv, "sd_loss": disc["loss"], "sd_acc": disc["acc"],
-                "recon": recon}
+                "recon": recon, "content_std": h_c1.detach().flatten(1).float().std(dim=0).mean()}
 
     def autoencoder_iteration(self, x: Tensor, opt_main, opt_disc) -> dict[str, Tensor]:
         """One official stage-1 iteration on clips ``x``: C's step, then the E_c/E_p/D step. Returns detached logs.
@@ -465,6 +469,7 @@ class DRNet(VideoPredictionModel):
                  "train/sd_loss": logs["sd_loss"], "train/sd_acc": logs["sd_acc"]},
                 prog_bar=True, batch_size=batch.shape[0],
             )
+            self.log("train/content_std", logs["content_std"], batch_size=batch.shape[0])
         else:
             logs = self.lstm_iteration(batch, opt_lstm)
             self.log_dict({"train/lstm_loss": logs["loss"], "train/lstm_mse": logs["mse"]}, prog_bar=True,
