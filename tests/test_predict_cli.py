@@ -119,6 +119,16 @@ def test_predict_errors_are_one_clear_line(folder, tmp_path, capsys):
     assert "--out must end with .gif" in capsys.readouterr().err
 
 
+def test_list_checkpoints_shows_training_and_metric_frames_apart(capsys, monkeypatch):
+    """The packaged svg_lp_smmnist trains on 5->10 frames and is measured on 5->20: the listing says both."""
+    monkeypatch.delenv("VPZOO_CHECKPOINTS", raising=False)
+    assert main(["list", "--checkpoints", "svg_lp_smmnist"]) == 0
+    header, row = capsys.readouterr().out.splitlines()[:2]
+    assert header.split()[:4] == ["name", "model", "dataset", "trained"]
+    assert row.split()[:4] == ["svg_lp_smmnist", "svg_lp", "smmnist", "5->10"]
+    assert "psnr 13.7 (svg, best of 100, 5->20 frames)" in row and "ssim 0.623 (svg, best of 100, 5->20 frames)" in row
+
+
 def test_predict_help_is_the_zoos_and_flags_first_is_still_lightnings(capsys, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["vpzoo"])
     with pytest.raises(SystemExit) as info:

@@ -99,14 +99,18 @@ def _list(args: list[str]) -> int:
         what = "no pretrained checkpoints are registered yet" if not entries else f"no checkpoint matches {opts.pattern!r}"
         print(f"{what} (registry: {checkpoints_file()})", file=sys.stderr if not opts.all else sys.stdout)
         return status if opts.all else (0 if not entries else 1)
-    rows = [("name", "model", "dataset", "frames", "weights", "metrics")]
+    rows = [("name", "model", "dataset", "trained", "weights", "metrics")]
+
+    def metric_text(m: dict) -> str:
+        frames = (f", {m['context_frames']}->{m['predicted_frames']} frames"
+                  if "context_frames" in m and "predicted_frames" in m else "")
+        return (f"{m['metric']} {m['value']:.4g} ({m['protocol']}, {m.get('reduction', 'best')} of "
+                f"{m['num_samples']}{frames})")
+
     for name in names:
         e = entries[name]
         w = e["weights"]
-        metrics = ", ".join(
-            f"{m['metric']} {m['value']:.4g} ({m['protocol']}, {m.get('reduction', 'best')} of {m['num_samples']})"
-            for m in e["metrics"]
-        )
+        metrics = ", ".join(metric_text(m) for m in e["metrics"])
         rows.append((name, e["model"], e["dataset"], f"{e['context_frames']}->{e['future_frames']}",
                      f"{w['size'] / 1e6:.1f} MB {w['dtype']} ({w['source']})", metrics))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
