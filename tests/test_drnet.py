@@ -353,7 +353,7 @@ def test_configs_parse_and_build(tmp_path, monkeypatch):
                                                                                                  2e-4, 0.9)
     assert cli.trainer.max_steps == hp.autoencoder_steps + 200 * 600 and hp.autoencoder_steps == 200 * 600
     assert dm.seq_len == hp.n_past + hp.n_future and dm.batch_size == 100
-    # the drnet_mmnist recipe: drnet-py's Oct 2017 settings, everything else as mmnist.yaml (sheet §3.7: 11.6M)
+    # drnet-py's Oct 2017 settings (not yet a working recipe here), everything else as mmnist.yaml (sheet §3.7: 11.6M)
     earlier = yaml.safe_load((CONFIGS / "mmnist_dcgan.yaml").read_text())
     default = yaml.safe_load((CONFIGS / "mmnist.yaml").read_text())
     changed = {k: v for k, v in earlier["model"]["init_args"].items() if default["model"]["init_args"][k] != v}
