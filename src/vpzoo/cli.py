@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 __all__ = ["main"]
@@ -50,6 +51,9 @@ def _lightning_cli(args: list[str]) -> None:
             if self.config is not before and isinstance(self._vpzoo_args, list):
                 self.config = self.parser.parse_args(self._vpzoo_args, namespace=self.config)
 
+    # `args` is sys.argv[1:] itself (sys.argv stays whole: Lightning's DDP launcher re-runs it in each process), so
+    # LightningCLI's warning about receiving both is noise to users of the console script.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within Python")
     VpzooCLI(
         VideoPredictionModel,
         L.LightningDataModule,
