@@ -51,17 +51,18 @@ def _lightning_cli(args: list[str]) -> None:
             if self.config is not before and isinstance(self._vpzoo_args, list):
                 self.config = self.parser.parse_args(self._vpzoo_args, namespace=self.config)
 
-    # `args` is sys.argv[1:] itself (sys.argv stays whole: Lightning's DDP launcher re-runs it in each process), so
-    # LightningCLI's warning about receiving both is noise to users of the console script.
-    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within Python")
-    VpzooCLI(
-        VideoPredictionModel,
-        L.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        args=args,
-        save_config_kwargs={"overwrite": True},
-    )
+    with warnings.catch_warnings():
+        if args == sys.argv[1:]:  # the console script: LightningCLI warns that it got both args and sys.argv, but
+            # they are the same, and sys.argv must stay whole (Lightning's DDP launcher re-runs it in each process)
+            warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within")
+        VpzooCLI(
+            VideoPredictionModel,
+            L.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            args=args,
+            save_config_kwargs={"overwrite": True},
+        )
 
 
 # ------------------------------------------------------------------------------------------------ list
