@@ -62,8 +62,11 @@ def test_copy_last_scores_equal_a_direct_computation(smmnist_test_clips):
     clips = smmnist_test_clips[:5]
     copies = clips[:, 4:5].expand(-1, 20, -1, -1, -1)
     direct = frame_metrics(copies, clips[:, 5:], get_protocol("svg"))
+    black = frame_metrics(torch.zeros_like(copies), clips[:, 5:], get_protocol("svg"))
     for name in ("psnr", "ssim"):
         assert result.values["model"][name] == pytest.approx(direct[name].mean().item(), abs=1e-5)
+        assert result.values["black"][name] == pytest.approx(black[name].mean().item(), abs=1e-5)
+        assert result.per_frame["black"][name] == pytest.approx(black[name].mean(0).tolist(), abs=1e-5)
         assert result.values["copy_last"][name] == pytest.approx(result.values["model"][name], abs=1e-9)
         assert len(result.per_frame["model"][name]) == 20
         assert result.per_frame["model"][name] == pytest.approx(direct[name].mean(0).tolist(), abs=1e-5)
@@ -134,6 +137,7 @@ def test_bair_fvd_benchmark_on_real_format_files(tmp_path):
     # a random-weight I3D maps every clip to nearly the same features, so only the plumbing is checked here; the
     # distance itself is tested against scipy in tests/test_fvd.py
     assert noisy.values["model"]["fvd"] >= 0 and noisy.values["copy_last"]["fvd"] >= 0
+    assert "black" not in noisy.values  # the all-black baseline is scored on PSNR/SSIM benchmarks only
     records = noisy.metric_records()
     assert [(r["metric"], r["protocol"], r["num_samples"], "reduction" in r) for r in records] == [("fvd", "fvd", 2, False)]
     assert "FVD" in format_report(bench, measured=[noisy]) and "262.5" in format_report(bench)
@@ -174,6 +178,8 @@ def test_report_shows_published_recorded_and_measured_rows(tmp_path, monkeypatch
     assert "SVG-LP" in text and "14.50" in text and "reported, unverified" in text  # published (sheet §6.3)
     assert "tiny_smmnist" in text and "vpzoo checkpoints.yaml" in text and "measured now" in text
     assert "metric protocol 'svg' (PSNR data_range 1, SSIM data_range 2)" in text
+    black_row = next(line for line in text.splitlines() if "all-black frame" in line)
+    assert f"{result.values['black']['ssim']:8.4f}" in black_row and "measured now" in black_row
 
 
 def test_cli_lists_benchmarks_and_measures_a_checkpoint(tmp_path, monkeypatch, capsys):

@@ -129,8 +129,9 @@ class BenchmarkResult:
         model: what was scored (checkpoint name, path, or model class name).
         num_samples: N actually drawn per clip.
         num_sequences: clips scored.
-        values: ``{"model": {"psnr": float, "ssim": float}, "copy_last": {...}}``, each averaged over the predicted
-            frames and the clips.
+        values: ``{"model": {"psnr": float, "ssim": float}, "copy_last": {...}, "black": {...}}``, each averaged
+            over the predicted frames and the clips; ``"black"`` (an all-zero prediction) is there for PSNR/SSIM
+            benchmarks only.
         per_frame: the same per predicted frame, ``{"model": {"psnr": [T_f floats], ...}, ...}`` (PSNR/SSIM only).
         seconds: wall time of the scoring loop.
         details: for FVD, ``{"model": report, "copy_last": report}`` with
@@ -229,7 +230,8 @@ def run_benchmark(
     ``num_samples`` futures of ``predicted_frames`` frames in one batch; PSNR and SSIM (the benchmark's metric
     protocol) are computed per frame, the best sample is chosen per clip by its mean over the predicted frames
     (separately for each metric), and the result is averaged over frames and clips. ``copy_last`` repeats the last
-    context frame.
+    context frame. On benchmarks scored by PSNR/SSIM an all-black prediction (``"black"``) is scored too: on the
+    mostly-black Moving MNIST frames it beats ``copy_last``, and blurred samples lose SSIM to it.
 
     Args:
         model: a :class:`~vpzoo.models.VideoPredictionModel`, or anything :func:`vpzoo.load` accepts.
@@ -278,7 +280,9 @@ def run_benchmark(
     scores = {who: {name: SampleAggregatedMetric(name, bench.reduction, protocol=protocol,
                                                  n_frames=bench.predicted_frames).to(run_device)
                     for name in frame_metrics}
-              for who in ("model", "copy_last")}
+              for who in ("model", "copy_last", "black")}
+    if not frame_metrics:
+        del scores["black"]
     fvd = {}
     if "fvd" in bench.metrics:
         from vpzoo.metrics.fvd import FrechetVideoDistance
@@ -303,6 +307,7 @@ def run_benchmark(
         for name in frame_metrics:
             scores["model"][name].update(samples, target)
             scores["copy_last"][name].update(copies, target)
+            scores["black"][name].update(torch.zeros_like(copies), target)
         for who, predicted in (("model", samples), ("copy_last", copies)):
             if who in fvd:  # whole clips: the context frames followed by the predicted ones
                 fvd[who].update(clips, real=True)
@@ -353,7 +358,7 @@ def format_report(
     recorded: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """A text table of ``benchmark``: its published rows, the zoo's recorded rows, and freshly measured results
-    (each with the ``copy_last`` baseline measured beside it)."""
+    (each with the ``copy_last`` baseline, and the all-black frame where PSNR/SSIM are scored, measured beside it)."""
     bench = get_benchmark(benchmark) if isinstance(benchmark, str) else benchmark
     protocol = get_protocol(bench.metric_protocol)
     if "fvd" in bench.metrics:
@@ -392,6 +397,8 @@ def format_report(
         lines.append(row(res.model, res.num_samples, res.num_sequences, res.values["model"],
                          f"measured now ({res.seconds:.0f} s)"))
         lines.append(row("  copy_last", 1, res.num_sequences, res.values["copy_last"], "measured now"))
+        if res.values.get("black"):
+            lines.append(row("  all-black frame", 1, res.num_sequences, res.values["black"], "measured now"))
     if not (bench.published or recorded or measured):
         lines.append("  (no published, recorded or measured numbers yet)")
     return "\n".join(lines)
