@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(n_past=3, n_future=3, codec_width=8, g_dim=16, z_dim=4, rnn_size=32)
 METRICS = [
     {"metric": "ssim", "protocol": "svg", "reduction": "best", "num_samples": 2, "context_frames": 3,
-     "predicted_frames": 3, "num_sequences": 4, "test_set": "tiny", "value": 0.5, "copy_last": 0.4},
+     "predicted_frames": 3, "num_sequences": 4, "test_set": "tiny", "value": 0.5, "copy_last": 0.4, "black": 0.6},
     {"metric": "psnr", "protocol": "svg", "num_samples": 2, "value": 12.5},
 ]
 TRAINING = {"config": "tests/assets/tiny_svg_lp.yaml", "steps": 0, "hardware": "none", "time": "0 s"}
@@ -231,7 +231,7 @@ def test_registry_entry_loads_and_is_checked(tiny_model, tiny_folder, tmp_path, 
     assert same_predictions(tiny_model, model, clip) and model.zoo_info["name"] == "tiny_svg_lp"
     # the card of a re-saved registry checkpoint carries the entry's metrics and recipe
     card = (model.save_pretrained(tmp_path / "resaved") / "README.md").read_text()
-    assert "| ssim | 0.5000 | 0.4000 | svg | best of 2 |" in card and "tests/assets/tiny_svg_lp.yaml" in card
+    assert "| ssim | 0.5000 | 0.4000 | 0.6000 | svg | best of 2 |" in card and "tests/assets/tiny_svg_lp.yaml" in card
     # a flipped byte in the packaged weights is caught
     weights = tmp_path / "weights" / "tiny_svg_lp.safetensors"
     data = bytearray(weights.read_bytes())

@@ -159,6 +159,8 @@ class BenchmarkResult:
                 "test_set": f"{b.name}: {b.description}", "benchmark": b.name,
                 "value": round(self.values["model"][name], 6), "copy_last": round(self.values["copy_last"][name], 6),
             }
+            if name in self.values.get("black", {}):
+                record["black"] = round(self.values["black"][name], 6)
             if name != "fvd":  # FVD pools the samples of all clips: no per-clip selection
                 record["reduction"] = b.reduction
             records.append(record)
@@ -334,7 +336,8 @@ def recorded_results(benchmark: Union[str, Benchmark]) -> list[dict[str, Any]]:
     """The numbers checkpoints.yaml records under ``benchmark``: one row per zoo checkpoint.
 
     Each row: ``{"checkpoint": name, "num_samples": N, "num_sequences": clips, "values": {metric: value},
-    "copy_last": {metric: value}}`` (only metric records whose ``benchmark`` field names this benchmark).
+    "copy_last": {metric: value}, "black": {metric: value}}`` (only metric records whose ``benchmark`` field names
+    this benchmark; ``black`` is empty for records measured before the all-black baseline was scored).
     """
     from vpzoo.zoo import checkpoint_info, list_checkpoints
 
@@ -348,6 +351,7 @@ def recorded_results(benchmark: Union[str, Benchmark]) -> list[dict[str, Any]]:
                 "num_sequences": records[0].get("num_sequences", 0),
                 "values": {r["metric"]: r["value"] for r in records},
                 "copy_last": {r["metric"]: r["copy_last"] for r in records if "copy_last" in r},
+                "black": {r["metric"]: r["black"] for r in records if "black" in r},
             })
     return rows
 
@@ -393,6 +397,8 @@ def format_report(
                          "vpzoo checkpoints.yaml"))
         if rec.get("copy_last"):
             lines.append(row("  copy_last", 1, rec["num_sequences"], rec["copy_last"], "vpzoo checkpoints.yaml"))
+        if rec.get("black"):
+            lines.append(row("  all-black frame", 1, rec["num_sequences"], rec["black"], "vpzoo checkpoints.yaml"))
     for res in measured:
         lines.append(row(res.model, res.num_samples, res.num_sequences, res.values["model"],
                          f"measured now ({res.seconds:.0f} s)"))

@@ -26,7 +26,8 @@ registry or a test's. Only checkpoints that exist are listed. Document layout::
         training: {config: configs/svg_lp/smmnist.yaml, steps: 20000, hardware: ..., time: ...}
         metrics:                          # measured on the test protocol; see vpzoo.zoo.format.check_metrics
           - {metric: ssim, protocol: svg, reduction: best, num_samples: 100, context_frames: 5,
-             predicted_frames: 20, num_sequences: 1000, test_set: ..., value: 0.85, copy_last: 0.70}
+             predicted_frames: 20, num_sequences: 1000, test_set: ..., value: 0.85, copy_last: 0.70,
+             black: 0.73}                 # copy_last, black: the baselines on the same clips
         notes: ...                        # optional; say here where the recipe deviates from the paper
 
 Add an entry with ``vpzoo add-checkpoint`` (:func:`make_checkpoint_entry` + :func:`add_checkpoint`).

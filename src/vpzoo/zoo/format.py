@@ -476,7 +476,7 @@ def save_pretrained(
 _METRIC_FIELDS = {
     "metric": str, "protocol": str, "reduction": str, "num_samples": int, "context_frames": int,
     "predicted_frames": int, "num_sequences": int, "test_set": str, "benchmark": str, "value": float,
-    "copy_last": float,
+    "copy_last": float, "black": float,
 }
 _METRIC_REQUIRED = ("metric", "protocol", "num_samples", "value")
 
@@ -488,7 +488,7 @@ def check_metrics(metrics: Any, where: str) -> list[dict[str, Any]]:
     ``num_samples`` (N of best-of-N; 1 for deterministic models), ``value``; optional ``reduction`` (``"best"``,
     ``"mean"``, ``"worst"``), ``context_frames``, ``predicted_frames``, ``num_sequences``, ``test_set`` (which
     clips), ``benchmark`` (the :mod:`vpzoo.leaderboard` protocol that measured it), ``copy_last`` (the copy-last
-    baseline's value under the same protocol).
+    baseline's value under the same protocol), ``black`` (an all-black prediction's value, ditto).
     """
     if not isinstance(metrics, list):
         raise ValueError(f"{where} must be a list of metric records, got {type(metrics).__name__}")
@@ -519,8 +519,9 @@ def check_metrics(metrics: Any, where: str) -> list[dict[str, Any]]:
 
 def _metrics_table(metrics: list[Mapping[str, Any]]) -> str:
     rows = [
-        "| metric | value | copy_last | protocol | selection | context | predicted | sequences | test set |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| metric | value | copy_last | all-black frame | protocol | selection | context | predicted | sequences "
+        "| test set |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in metrics:
         n = m["num_samples"]
@@ -528,6 +529,7 @@ def _metrics_table(metrics: list[Mapping[str, Any]]) -> str:
         fmt = (lambda v: f"{v:.4f}" if m["metric"] == "ssim" else f"{v:.2f}")
         rows.append(
             f"| {m['metric']} | {fmt(m['value'])} | {fmt(m['copy_last']) if 'copy_last' in m else ''} | "
+            f"{fmt(m['black']) if 'black' in m else ''} | "
             f"{m['protocol']} | {selection} | {m.get('context_frames', '')} | {m.get('predicted_frames', '')} | "
             f"{m.get('num_sequences', '')} | {m.get('test_set', '')} |"
         )
