@@ -282,9 +282,7 @@ def run_benchmark(
     scores = {who: {name: SampleAggregatedMetric(name, bench.reduction, protocol=protocol,
                                                  n_frames=bench.predicted_frames).to(run_device)
                     for name in frame_metrics}
-              for who in ("model", "copy_last", "black")}
-    if not frame_metrics:
-        del scores["black"]
+              for who in ("model", "copy_last") + (("black",) if frame_metrics else ())}
     fvd = {}
     if "fvd" in bench.metrics:
         from vpzoo.metrics.fvd import FrechetVideoDistance
@@ -306,10 +304,11 @@ def run_benchmark(
         context, target = clips[:, :c], clips[:, c:]
         samples = model.predict(context, bench.predicted_frames, num_samples=n, seed=seed + i)
         copies = baseline.predict(context, bench.predicted_frames, num_samples=1)
+        black = torch.zeros_like(copies)
         for name in frame_metrics:
             scores["model"][name].update(samples, target)
             scores["copy_last"][name].update(copies, target)
-            scores["black"][name].update(torch.zeros_like(copies), target)
+            scores["black"][name].update(black, target)
         for who, predicted in (("model", samples), ("copy_last", copies)):
             if who in fvd:  # whole clips: the context frames followed by the predicted ones
                 fvd[who].update(clips, real=True)
