@@ -85,6 +85,23 @@ def test_default_count_is_exact():
     assert model.num_parameters() == 14_395_512
 
 
+def test_fixed_content_norm_option():
+    """content_norm_affine=False: the content head's BatchNorm loses its scale and shift (2 x content_dim
+    parameters) and keeps every content dimension at unit spread across the batch before the tanh."""
+    with torch.device("meta"):
+        assert DRNet().num_parameters() - DRNet(content_norm_affine=False).num_parameters() == 2 * 128
+    model = DRNet(**tiny_drnet_kwargs(content_norm_affine=False)).train()
+    norm = model.content_encoder.head[1]
+    assert isinstance(norm, torch.nn.BatchNorm2d) and not norm.affine
+    assert model.pose_encoder.head[1].affine  # the pose encoder keeps the official head
+    x = torch.rand(16, 3, 64, 64)
+    pre_tanh = torch.atanh(model.encode_content(x)[0].flatten(1).clamp(-0.999999, 0.999999))
+    torch.testing.assert_close(pre_tanh.var(0, unbiased=False), torch.ones(16), atol=1e-3, rtol=0)
+    for content_model in ("dcgan_unet", "vgg_unet"):
+        head = DRNet(**tiny_drnet_kwargs(content_model=content_model, content_norm_affine=False)).content_encoder.head
+        assert not [m for m in head if isinstance(m, torch.nn.BatchNorm2d)][-1].affine
+
+
 def test_svg_codec_parameters_unchanged():
     from vpzoo.models.blocks import DCGANDecoder64, DCGANEncoder64
 

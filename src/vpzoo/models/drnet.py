@@ -137,6 +137,15 @@ def build_content_codec(
     return encoder, decoder
 
 
+def fix_output_norm(encoder: FrameEncoder) -> None:
+    """Replace the BatchNorm of ``encoder``'s output head (conv → BN → tanh) by one without scale and shift."""
+    norms = [i for i, layer in enumerate(encoder.head) if isinstance(layer, torch.nn.BatchNorm2d)]
+    if not norms:
+        raise ValueError(f"{type(encoder).__name__} has no BatchNorm in its output head")
+    last = norms[-1]
+    encoder.head[last] = torch.nn.BatchNorm2d(encoder.head[last].num_features, affine=False)
+
+
 def build_pose_encoder(pose_model: str, pose_dim: int, channels: int, image_size: int, width: int = 64) -> FrameEncoder:
     """DRNet's pose encoder: ``"dcgan"`` (DCGAN-64/128) or ``"resnet"`` (ResNet-18-style, 64/128 px)."""
     if image_size not in (64, 128):
@@ -177,6 +186,10 @@ class DRNet(VideoPredictionModel):
         sim_weight: α, weight of the content-similarity loss (1).
         adv_weight: β, weight of the pose encoder's adversarial loss (1e-4, drnet-py's ``sd_weight``).
         frame_sampling: "consecutive" (frames 0-3, drnet-py on Moving MNIST) or "random" (drnet-py on KTH).
+        content_norm_affine: whether the BatchNorm before the content vector's tanh has a learned scale and shift
+            (True, the official code). False (a vpzoo option against content collapse) fixes them at 1 and 0, so
+            every content dimension keeps unit spread across the batch before the tanh and neither the similarity
+            nor the reconstruction loss can shrink the content vector to a constant through that scale.
         lr: Adam learning rate of E_c, E_p, D and C (2e-3).
         adam_beta1: their Adam β1 (0.5).
         rnn_size: LSTM width (256).
@@ -216,6 +229,7 @@ class DRNet(VideoPredictionModel):
         sim_weight: float = 1.0,
         adv_weight: float = 1e-4,
         frame_sampling: FrameSampling = "consecutive",
+        content_norm_affine: bool = True,
         lr: float = 2e-3,
         adam_beta1: float = 0.5,
         rnn_size: int = 256,
@@ -251,6 +265,8 @@ class DRNet(VideoPredictionModel):
         self.content_encoder, self.decoder = build_content_codec(
             content_model, content_dim, pose_dim, channels, image_size, codec_width
         )
+        if not content_norm_affine:
+            fix_output_norm(self.content_encoder)
         self.pose_encoder = build_pose_encoder(pose_model, pose_dim, channels, image_size, codec_width)
         self.discriminator = SceneDiscriminator(pose_dim, sd_hidden)
         self.pose_lstm = RecurrentMLP(pose_dim + content_dim, pose_dim, rnn_size, rnn_layers, tanh=True)
