@@ -442,6 +442,22 @@ def test_content_swap_set_and_check_run(eval_model):
     result = content_swap_errors(eval_model, **swap_set)
     assert all(math.isfinite(result[k]) for k in ("mse_to_swap", "mse_to_pose_frame", "mse_to_content_frame"))
     assert isinstance(result["disentangled"], bool)
+    assert result["content_effect"] > 0 and result["pose_effect"] > 0
+
+
+def test_content_effect_sees_a_decoder_that_ignores_the_content(eval_model):
+    """content_effect is 0 when the decoder's weights on the content vector are zeroed, pose_effect stays."""
+    import copy
+
+    swap_set = make_content_swap_set(8, seed=1)
+    model = copy.deepcopy(eval_model)
+    first = next(m for m in model.decoder.modules() if isinstance(m, (torch.nn.ConvTranspose2d, torch.nn.Conv2d)))
+    content_dim = model.hparams.content_dim
+    assert first.in_channels == content_dim + model.hparams.pose_dim
+    with torch.no_grad():  # the first layer's input is concat(h_c, h_p): cut the content half
+        first.weight[:content_dim] = 0
+    result = content_swap_errors(model, **swap_set)
+    assert result["content_effect"] == 0.0 and result["pose_effect"] > 0
 
 
 def trained_drnet() -> DRNet:

@@ -55,6 +55,11 @@ Deviations and options (all documented choices):
 - **Frame sampling.** ``frame_sampling="consecutive"`` takes frames 0-3 of each clip as (x_c1, x_c2, x_p1, x_p2),
   what drnet-py does on Moving MNIST; ``"random"`` draws the four frames uniformly with replacement from the clip,
   what drnet-py's KTH loader does (from the whole sub-sequence there, from the training clip here).
+- **Content head (option).** ``content_norm_affine=False`` drops the scale and shift of the BatchNorm before the
+  content vector's tanh (the official head keeps them). On CPU runs here the official head let the content vector
+  collapse to a constant within ~2k iterations (its BN scale shrank to ~0.006); without the scale the content
+  vector keeps unit spread before the tanh (train/content_std ~0.6), and it is the decoder's own weights that
+  decide how much of it is used (see :func:`content_swap_errors`). Off by default.
 - **Context.** ``predict`` conditions on all given context frames (at least ``n_past``): the LSTM is warmed on every
   context pose and the content comes from the last one (the official script uses exactly ``n_past`` frames).
 - **KTH channels.** drnet-py feeds KTH as 3 replicated grey channels; the vpzoo KTH configs use 1 channel
@@ -588,6 +593,9 @@ def content_swap_errors(
     ``pose`` (what a pose vector that also carries the content would give) and ``content`` (what a decoder that
     ignores the pose would give), and ``disentangled``: whether the error to the ideal swap is below ``margin``
     times the smaller of the other two (mostly-black frames make all three errors similar for a blurry decoder).
+    Also ``content_effect`` and ``pose_effect``: the mean squared change of the decoded frames when the content
+    (or the pose) of each pair is replaced by the next pair's, the other input kept. A decoder that ignores its
+    content input (content collapse, or decoder weights that shut it out) has ``content_effect`` near 0.
     """
     was_training = model.training
     model.eval()
@@ -595,13 +603,18 @@ def content_swap_errors(
         device = next(model.parameters()).device
         content, pose, swap = content.to(device), pose.to(device), swap.to(device)
         h_c, skips = model.encode_content(content)
-        out = model.decode(h_c, skips, model.encode_pose(pose))
+        h_p = model.encode_pose(pose)
+        out = model.decode(h_c, skips, h_p)
+        other = lambda h: h.roll(1, dims=0)  # noqa: E731  (the next pair's vector)
+        content_effect = F.mse_loss(model.decode(other(h_c), skips, h_p), out).item()
+        pose_effect = F.mse_loss(model.decode(h_c, skips, other(h_p)), out).item()
     finally:
         model.train(was_training)
     errors = {name: F.mse_loss(out, ref).item() for name, ref in (("swap", swap), ("pose", pose), ("content", content))}
     return {"mse_to_swap": errors["swap"], "mse_to_pose_frame": errors["pose"],
             "mse_to_content_frame": errors["content"],
-            "disentangled": errors["swap"] < margin * min(errors["pose"], errors["content"])}
+            "disentangled": errors["swap"] < margin * min(errors["pose"], errors["content"]),
+            "content_effect": content_effect, "pose_effect": pose_effect}
 
 
 def scene_discriminator_probe(
