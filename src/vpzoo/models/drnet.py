@@ -58,8 +58,11 @@ Deviations and options (all documented choices):
 - **Content head (option).** ``content_norm_affine=False`` drops the scale and shift of the BatchNorm before the
   content vector's tanh (the official head keeps them). On CPU runs here the official head let the content vector
   collapse to a constant within ~2k iterations (its BN scale shrank to ~0.006); without the scale the content
-  vector keeps unit spread before the tanh (train/content_std ~0.6), and it is the decoder's own weights that
-  decide how much of it is used (see :func:`content_swap_errors`). Off by default.
+  vector keeps unit spread before the tanh, but that does not prevent collapse: the decoder can shut the content
+  out through its own weights, and the encoder can meet unit variance with a few outlying clips while most content
+  vectors sit near 0 (measured at 15k iterations: kurtosis ~30, train/content_std 0.6 -> 0.33). It delayed the
+  collapse in those runs but did not train a disentangled model (``configs/drnet/mmnist_dcgan.yaml``). Off by
+  default.
 - **Context.** ``predict`` conditions on all given context frames (at least ``n_past``): the LSTM is warmed on every
   context pose and the content comes from the last one (the official script uses exactly ``n_past`` frames).
 - **KTH channels.** drnet-py feeds KTH as 3 replicated grey channels; the vpzoo KTH configs use 1 channel
@@ -194,7 +197,8 @@ class DRNet(VideoPredictionModel):
         content_norm_affine: whether the BatchNorm before the content vector's tanh has a learned scale and shift
             (True, the official code). False (a vpzoo option against content collapse) fixes them at 1 and 0, so
             every content dimension keeps unit spread across the batch before the tanh and neither the similarity
-            nor the reconstruction loss can shrink the content vector to a constant through that scale.
+            nor the reconstruction loss can shrink the content vector to a constant through that scale (heavy
+            tails still can: see the deviations above).
         lr: Adam learning rate of E_c, E_p, D and C (2e-3).
         adam_beta1: their Adam β1 (0.5).
         rnn_size: LSTM width (256).
