@@ -145,7 +145,7 @@ def build_content_codec(
     return encoder, decoder
 
 
-def fix_output_norm(encoder: FrameEncoder) -> None:
+def _fix_output_norm(encoder: FrameEncoder) -> None:
     """Replace the BatchNorm of ``encoder``'s output head (conv → BN → tanh) by one without scale and shift."""
     norms = [i for i, layer in enumerate(encoder.head) if isinstance(layer, torch.nn.BatchNorm2d)]
     if not norms:
@@ -275,7 +275,7 @@ class DRNet(VideoPredictionModel):
             content_model, content_dim, pose_dim, channels, image_size, codec_width
         )
         if not content_norm_affine:
-            fix_output_norm(self.content_encoder)
+            _fix_output_norm(self.content_encoder)
         self.pose_encoder = build_pose_encoder(pose_model, pose_dim, channels, image_size, codec_width)
         self.discriminator = SceneDiscriminator(pose_dim, sd_hidden)
         self.pose_lstm = RecurrentMLP(pose_dim + content_dim, pose_dim, rnn_size, rnn_layers, tanh=True)
