@@ -67,3 +67,27 @@ def test_train_on_a_custom_folder_export_and_predict(tmp_path):
     assert sorted(p.name for p in (run / "model").iterdir()) == ["README.md", "config.json", "model.safetensors"]
     assert json.loads((run / "model" / "config.json").read_text())["training"]["global_step"] == 2
     assert (run / "pred.gif").is_file() and (run / "pred.png").is_file()
+
+
+def test_drnet_content_swap_scores_and_draws_the_swaps(tmp_path):
+    from vpzoo.models import DRNet
+
+    torch.manual_seed(0)
+    drnet = DRNet(codec_width=8, content_dim=8, pose_dim=4, rnn_size=16, sd_hidden=8)
+    folder = drnet.save_pretrained(tmp_path / "drnet")
+    out = run_example("drnet_content_swap.py", [folder, "--pairs", 6, "--show", 4, "--probe", "--out", "s.png",
+                                                "--json", "r.json"], tmp_path)
+    assert "6 pairs (seed 0)" in out and "disentangled" in out and "probe_accuracy" in out
+    assert Image.open(tmp_path / "s.png").size == (4 * 66 + 2, 5 * 66 + 2)  # 4 pairs x 5 rows, 2-px borders
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["pairs"] == 6 and isinstance(report["disentangled"], bool)
+    for key in ("mse_to_swap", "mse_to_pose_frame", "mse_to_content_frame", "content_effect", "pose_effect"):
+        assert np.isfinite(report[key]) and report[key] >= 0, key
+    assert 0.0 <= report["probe_accuracy"] <= 1.0
+
+
+def test_drnet_content_swap_refuses_other_models(tiny_checkpoint, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "drnet_content_swap.py"), str(tiny_checkpoint)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and "is a SVGLP, expected a DRNet" in proc.stderr
