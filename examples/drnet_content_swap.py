@@ -26,25 +26,11 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
 import torch
+from torchvision.utils import make_grid
 
 import vpzoo
 from vpzoo.models.drnet import DRNet, content_swap_errors, make_content_swap_set, scene_discriminator_probe
-
-
-def swap_grid(rows: list[torch.Tensor], border: int = 2) -> np.ndarray:
-    """``rows`` of ``(N, C, H, W)`` frames in [0, 1] → one uint8 picture ``(R (H + b) + b, N (W + b) + b, 3)``."""
-    n, c, h, w = rows[0].shape
-    grid = np.full((len(rows) * (h + border) + border, n * (w + border) + border, 3), 60, dtype=np.uint8)
-    for r, frames in enumerate(rows):
-        rgb = frames.detach().float().cpu().clamp(0, 1)
-        rgb = rgb.expand(-1, 3, -1, -1) if c == 1 else rgb
-        rgb = (rgb.permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy()
-        for i in range(n):
-            y, x = border + r * (h + border), border + i * (w + border)
-            grid[y:y + h, x:x + w] = rgb[i]
-    return grid
 
 
 def main() -> None:
@@ -85,15 +71,16 @@ def main() -> None:
         print(f"  {'probe_accuracy':22s} {result['probe_accuracy']:.3f} (fresh scene discriminator, frames 0/1)")
 
     k = min(args.show, args.pairs)
-    model.eval()
-    with torch.no_grad():
+    with torch.no_grad():  # vpzoo.load returns the model in eval mode
         content, pose = pairs["content"][:k], pairs["pose"][:k]
         h_c, skips = model.encode_content(content)
         decoded = model.decode(h_c, skips, model.encode_pose(pose))
         autoencoded = model.decode(h_c, skips, model.encode_pose(content))
     from PIL import Image
 
-    Image.fromarray(swap_grid([content, pose, decoded, pairs["swap"][:k], autoencoded])).save(args.out)
+    rows = torch.cat([content, pose, decoded, pairs["swap"][:k], autoencoded])  # (5k, C, H, W), k per row
+    grid = make_grid(rows.float().clamp(0, 1), nrow=k, padding=2, pad_value=0.25)  # (3, 5 (H+2)+2, k (W+2)+2)
+    Image.fromarray((grid.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()).save(args.out)
     print(f"wrote {args.out}: rows content A | pose B | decoded swap | ideal swap | A autoencoded")
     if args.json:
         with open(args.json, "w") as f:
