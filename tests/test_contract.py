@@ -105,3 +105,38 @@ def test_bad_input_is_rejected_with_a_clear_error(svg, frames, kwargs, error, ma
     kwargs = {"n_future": 2, **kwargs}
     with pytest.raises(error, match=match):
         svg.predict(frames, **kwargs)
+
+
+class _Shifted(CopyLast):
+    """A model with one model-specific predict keyword (as P2P's end_frame or the ODE model's times)."""
+
+    predict_options = {"offset": "a float added to the copied frame"}
+
+    def check_predict_options(self, context, n_future, **options):
+        offset = options.get("offset", 0.0)
+        if not isinstance(offset, float):
+            raise TypeError(f"offset must be a float, got {type(offset).__name__}")
+        return {"offset": offset}
+
+    def sample_future(self, context, n_future, num_samples, generator, offset=0.0):
+        return super().sample_future(context, n_future, num_samples, generator) + offset
+
+
+def test_model_specific_predict_keywords_go_through_the_declared_mechanism(clip):
+    model = _Shifted(image_size=64, channels=1, n_past=2, n_future=3)
+    half = torch.full_like(clip, 0.5)
+    torch.testing.assert_close(model.predict(half, 2, offset=0.25), torch.full((1, 1, 2, 1, 64, 64), 0.75))
+    with pytest.raises(TypeError, match="offset must be a float, got int"):
+        model.predict(half, 2, offset=1)
+    with pytest.raises(TypeError, match=r"unexpected keyword\(s\) end_frame; its model-specific keywords are: offset"):
+        model.predict(half, 2, end_frame=half[0])
+    with pytest.raises(TypeError, match=r"unexpected keyword\(s\) times; its model-specific keywords are: none"):
+        CopyLast(image_size=64, channels=1, n_past=2, n_future=3).predict(half, 2, times=[1.0])
+
+
+def test_nan_prediction_is_an_error_that_points_at_the_weights(clip):
+    svg = SVGLP(**tiny_svg_kwargs()).eval()
+    with torch.no_grad():
+        next(svg.frame_predictor.parameters()).fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="predicted NaN or infinite values .* weights are corrupt"):
+        svg.predict(clip, 2, seed=0)

@@ -52,6 +52,11 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
     stochastic: bool = True
     #: The model's paper (title, authors, venue, arxiv, url), recorded with its checkpoints and model cards.
     paper: dict[str, str] = {}
+    #: Model-specific keywords that :meth:`predict` accepts beyond the common ones (name -> one-line description),
+    #: e.g. ``{"end_frame": "..."}`` for a goal-conditioned model or ``{"times": "..."}`` for a continuous-time one.
+    #: ``predict`` refuses any other keyword, checks the given ones with :meth:`check_predict_options` and hands
+    #: them to :meth:`sample_future` as keyword arguments. Empty for models that take none.
+    predict_options: dict[str, str] = {}
 
     def __init__(
         self,
@@ -107,7 +112,7 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
 
     # ------------------------------------------------------------------------------------------ sampling
     def sample_future(
-        self, context: Tensor, n_future: int, num_samples: int, generator: torch.Generator
+        self, context: Tensor, n_future: int, num_samples: int, generator: torch.Generator, **options: Any
     ) -> Tensor:
         """Draw ``num_samples`` futures for each clip in one batched pass.
 
@@ -116,11 +121,19 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
             n_future: number of frames to predict.
             num_samples: samples per clip.
             generator: the only source of randomness (a ``torch.Generator`` on the model's device).
+            **options: the model's own :attr:`predict_options`, as :meth:`check_predict_options` returned them.
 
         Returns:
             ``(B, num_samples, n_future, C, H, W)`` in [0, 1].
         """
         raise NotImplementedError
+
+    def check_predict_options(self, context: Tensor, n_future: int, **options: Any) -> dict[str, Any]:
+        """Validate and convert the model-specific keywords of :meth:`predict` (only names listed in
+        :attr:`predict_options` reach this method). ``context`` is the prepared ``(B, T, C, H, W)`` clip. Raise
+        ``TypeError``/``ValueError`` naming what was expected and what was given; return the options to pass to
+        :meth:`sample_future`. The default accepts them unchanged."""
+        return options
 
     def predict(
         self,
@@ -128,6 +141,7 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
         n_future: int,
         num_samples: int = 1,
         seed: int | None = None,
+        **options: Any,
     ) -> Tensor:
         """Predict ``n_future`` frames after ``frames``.
 
@@ -138,11 +152,23 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
             n_future: number of frames to predict (>= 1).
             num_samples: samples per clip (>= 1), drawn in one batched pass.
             seed: seed of the samples; the same seed gives the same samples. ``None`` draws a fresh seed.
+            **options: model-specific keywords, the ones the model lists in :attr:`predict_options` (e.g.
+                ``end_frame`` for P2P, ``times`` for the ODE model); any other keyword is a ``TypeError``.
 
         Returns:
             ``(B, num_samples, n_future, C, H, W)`` float in [0, 1] on the model's device (``B = 1`` for an
             unbatched input). Runs in eval mode under ``torch.inference_mode``; the training mode is restored.
+
+        Raises:
+            FloatingPointError: the model produced NaN/infinite values (corrupt or diverged weights).
         """
+        unknown = sorted(set(options) - set(self.predict_options))
+        if unknown:
+            accepted = ", ".join(sorted(self.predict_options)) or "none"
+            raise TypeError(
+                f"{type(self).__name__}.predict got unexpected keyword(s) {', '.join(unknown)}; its model-specific "
+                f"keywords are: {accepted}"
+            )
         context = self.prepare_frames(frames)
         for name, value in (("n_future", n_future), ("num_samples", num_samples)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
@@ -156,17 +182,35 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
             generator.seed()
         else:
             generator.manual_seed(int(seed))
+        options = self.check_predict_options(context, int(n_future), **options)
         was_training = self.training
         self.eval()
         try:
             with torch.inference_mode():
-                out = self.sample_future(context, int(n_future), int(num_samples), generator)
+                out = self.sample_future(context, int(n_future), int(num_samples), generator, **options)
         finally:
             self.train(was_training)
         expected = (context.shape[0], int(num_samples), int(n_future), self.channels, self.image_size, self.image_size)
         if tuple(out.shape) != expected:  # a contract violation of the subclass, not a user error
             raise RuntimeError(f"{type(self).__name__}.sample_future returned {tuple(out.shape)}, expected {expected}")
+        self._check_output(out)
         return out
+
+    def _check_output(self, out: Tensor) -> None:
+        """The contract promises values in [0, 1]: NaN/inf means broken weights, never a result to hand back."""
+        finite = torch.isfinite(out)
+        if not bool(finite.all()):
+            bad = 1.0 - finite.float().mean().item()
+            source = getattr(self, "zoo_info", {}) or {}
+            where = f" loaded from {source.get('source')!r}" if source.get("source") else ""
+            raise FloatingPointError(
+                f"{type(self).__name__}{where} predicted NaN or infinite values ({bad:.1%} of the output): its "
+                "weights are corrupt or diverged; re-download or re-export them (vpzoo.load checks the sha256 of "
+                "registered weights)"
+            )
+        low, high = out.min().item(), out.max().item()
+        if low < 0.0 or high > 1.0:  # a contract violation of the subclass, not a user error
+            raise RuntimeError(f"{type(self).__name__}.sample_future returned values in [{low}, {high}], not [0, 1]")
 
     def prepare_frames(self, frames: Tensor | np.ndarray) -> Tensor:
         """Validate and convert user frames to ``(B, T, C, H, W)`` float32 in [0, 1] on the model's device."""
