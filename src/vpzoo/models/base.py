@@ -57,6 +57,10 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
     #: ``predict`` refuses any other keyword, checks the given ones with :meth:`check_predict_options` and hands
     #: them to :meth:`sample_future` as keyword arguments. Empty for models that take none.
     predict_options: dict[str, str] = {}
+    #: Constructor arguments added after zoo configs of this model were first written, each with the value that
+    #: reproduces the older behaviour. A saved config that lacks any other argument is refused when loaded (vpzoo
+    #: never fills in today's defaults, which may not be the ones the weights were trained with).
+    legacy_config_defaults: dict[str, Any] = {}
 
     def __init__(
         self,
@@ -335,6 +339,30 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_evaluation("test")
+
+    # ------------------------------------------------------------------------------------------ resuming
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Save the random state the next training step starts from, so that a resumed run draws the same noise as
+        the uninterrupted one (the data streams continue by themselves: :class:`vpzoo.data._common.BatchStream`).
+        Subclasses that override this call ``super()``."""
+        state = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["vpzoo_rng_state"] = state
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._rng_state_to_restore = checkpoint.get("vpzoo_rng_state")
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Restore the saved random state just before the first training step of a resumed run (not at loading
+        time: creating the data loader draws from the global generator in between). Subclasses that override this
+        call ``super()``."""
+        state = getattr(self, "_rng_state_to_restore", None)
+        if state is not None:
+            self._rng_state_to_restore = None
+            torch.set_rng_state(state["torch"])
+            if "cuda" in state and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda"])
 
     # ------------------------------------------------------------------------------------------ helpers
     def num_parameters(self) -> int:

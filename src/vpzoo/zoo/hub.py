@@ -131,24 +131,35 @@ def _git_blob_sha1(path: Path) -> str:
 
 
 def purge_cached_file(path: str | os.PathLike) -> list[Path]:
-    """Delete a cached Hub file: its blob and every snapshot link to that blob. Returns what was removed."""
-    path = Path(path)
+    """Delete a cached Hub file: its blob and every snapshot link to that blob. Returns what was removed.
+
+    Only paths inside the file's own repository folder of the cache are touched (``models--owner--repo/``): the
+    snapshot links under its ``snapshots/`` and the blob under its ``blobs/``. A link that points anywhere else (a
+    tampered cache) is unlinked itself, and whatever it points to is left alone. A path that is not a snapshot file
+    of a cache repository is refused with ``ValueError``.
+    """
+    path = Path(os.path.abspath(path))
+    parts = path.parts
+    if "snapshots" not in parts[:-1]:
+        raise ValueError(f"refusing to purge {path}: not a file under a Hugging Face cache's snapshots/ folder")
+    i = len(parts) - 1 - parts[::-1].index("snapshots")
+    repo_dir = Path(*parts[:i])
+    blobs = Path(os.path.realpath(repo_dir / "blobs"))
     removed: list[Path] = []
     if path.is_symlink():
-        blob = Path(os.path.realpath(path))
-        snapshots = blob.parent.parent / "snapshots"
-        if blob.parent.name == "blobs" and snapshots.is_dir():
-            for link in snapshots.rglob("*"):
-                if link.is_symlink() and Path(os.path.realpath(link)) == blob:
+        target = Path(os.path.realpath(path))
+        own_blob = target.parent == blobs and target.is_file()
+        if own_blob:
+            for link in (repo_dir / "snapshots").rglob("*"):
+                if link != path and link.is_symlink() and Path(os.path.realpath(link)) == target:
                     link.unlink()
                     removed.append(link)
-        if path.is_symlink():
-            path.unlink()
-            removed.append(path)
-        if blob.exists():
-            blob.unlink()
-            removed.append(blob)
-    elif path.exists():
+        path.unlink()
+        removed.append(path)
+        if own_blob:
+            target.unlink()
+            removed.append(target)
+    elif path.is_file():
         path.unlink()
         removed.append(path)
     return removed
