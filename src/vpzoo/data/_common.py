@@ -23,8 +23,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Literal, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -59,6 +60,9 @@ __all__ = [
     "UInt8ClipArray",
     "FrameStore",
     "prepared_frames",
+    "source_fingerprint",
+    "clean_stale_temporaries",
+    "nothing_decoded_error",
     "FrameClipSet",
     "clip_names",
     "clip_starts",
@@ -318,11 +322,42 @@ def ensure_cached_npy(
     When it does not (missing, truncated or stale), ``generate()`` is saved there atomically and
     ``describe(array)`` is written beside it as ``path.with_suffix(".json")``.
     """
-    if try_load_npy(path, shape, dtype) is None:
+    cached = try_load_npy(path, shape, dtype)
+    if cached is not None and not _matches_recorded_sha256(path, cached):
+        warnings.warn(f"{path} does not match the sha256 recorded beside it (changed or corrupted): regenerating it")
+        cached = None
+    if cached is None:
         data = generate()
         atomic_save_npy(path, data)
         atomic_write_text(path.with_suffix(".json"), describe(data))
+        _VERIFIED_ARRAYS.add(_file_key(path))
     return path
+
+
+_VERIFIED_ARRAYS: set[tuple[str, int, int]] = set()
+
+
+def _file_key(path: Path) -> tuple[str, int, int]:
+    st = os.stat(path)
+    return (os.path.realpath(path), int(st.st_size), int(st.st_mtime_ns))
+
+
+def _matches_recorded_sha256(path: Path, array: np.ndarray) -> bool:
+    """Whether ``array`` (loaded from ``path``) has the sha256 its JSON sidecar records. Hashed once per process and
+    file version (path, size, mtime); a sidecar without a digest has nothing to check, a missing or unreadable one
+    fails (the cache entry is incomplete)."""
+    key = _file_key(path)
+    if key in _VERIFIED_ARRAYS:
+        return True
+    try:
+        meta = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return False
+    expected = meta.get("sha256") if isinstance(meta, dict) else None
+    if expected is not None and hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest() != expected:
+        return False
+    _VERIFIED_ARRAYS.add(key)
+    return True
 
 
 def ensure_cached_clips(
@@ -445,19 +480,62 @@ class FrameStore(MappedNpy):
         return out
 
 
-def prepared_frames(folder: Path, version: int, frame_shape: tuple[int, ...]) -> Optional[np.ndarray]:
+def source_fingerprint(root: Path, paths: Iterable[Path]) -> list[list]:
+    """``[relative path, size, mtime in ns]`` of each source file: what a preparation was built from, recorded in its
+    ``videos.json`` so that changed, added or removed sources make :func:`prepared_frames` ask for a new one."""
+    out = []
+    for p in sorted(set(paths)):
+        st = p.stat()
+        out.append([p.relative_to(root).as_posix(), int(st.st_size), int(st.st_mtime_ns)])
+    return out
+
+
+def prepared_frames(
+    folder: Path, version: int, frame_shape: tuple[int, ...], sources: Optional[list[list]] = None
+) -> Optional[np.ndarray]:
     """The memory-mapped ``folder/frames.npy`` if it holds exactly the frames of the videos listed in
-    ``folder/videos.json`` (``(sum of their lengths,) + frame_shape``) and that file has preprocessing ``version``;
-    ``None`` when either file is missing, unreadable or does not match."""
+    ``folder/videos.json`` (``(sum of their lengths,) + frame_shape``, at least one video) and that file has
+    preprocessing ``version``; ``None`` when either file is missing, unreadable or does not match. With ``sources``
+    (:func:`source_fingerprint` of the sources present now; an empty list means none are present, e.g. deleted after
+    preparation, which keeps the prepared frames), a preparation recorded from other sources is not ready either."""
     try:
         meta = json.loads((folder / "videos.json").read_text())
         arr = np.load(folder / "frames.npy", mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError):
         return None
-    total = sum(v["length"] for v in meta.get("videos", []))
-    if meta.get("version") != version or arr.shape != (total,) + tuple(frame_shape):
+    videos = meta.get("videos") or []
+    total = sum(v["length"] for v in videos)
+    if meta.get("version") != version or not videos or arr.shape != (total,) + tuple(frame_shape):
+        return None
+    if sources and meta.get("sources") is not None and meta["sources"] != sources:
         return None
     return arr
+
+
+def clean_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove what a killed preparation left in ``folder``: ``tmp*`` extraction folders of older vpzoo versions and
+    ``.*.tmp`` partial files (current versions extract outside the searched tree). Returns what was removed."""
+    import shutil
+
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for p in folder.iterdir():
+        if p.is_dir() and not p.is_symlink() and p.name.startswith("tmp") and len(p.name) == 11:
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+        elif p.is_file() and p.name.startswith(".") and p.name.endswith(".tmp"):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def nothing_decoded_error(dataset: str, root: Path, count: int, first_error: Optional[str]) -> ValueError:
+    """The error of a preparation in which no video could be decoded (nothing is recorded as prepared)."""
+    return ValueError(
+        f"{dataset} under {root}: none of the {count} videos could be decoded (first error: {first_error}); nothing "
+        "was prepared. Check or replace the files, then prepare again"
+    )
 
 
 class FrameClipSet(Dataset):
