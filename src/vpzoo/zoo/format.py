@@ -467,6 +467,7 @@ def save_pretrained(
     """
     from safetensors.torch import save_file
 
+    from vpzoo.cache import _Lock as _FolderLock
     from vpzoo.cache import atomic_write_text
 
     if dtype is not None and dtype not in _DTYPE_NAMES:
@@ -481,18 +482,19 @@ def save_pretrained(
     if metrics is not None:
         card_info["metrics"] = check_metrics(list(metrics), "metrics")
     weights = folder / WEIGHTS_NAME
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{WEIGHTS_NAME}.", suffix=".tmp")  # unique: concurrent saves
-    os.close(fd)
-    try:
-        save_file(state_dict, tmp, metadata={"format": "pt", _METADATA_KEY: json.dumps(doc, sort_keys=True)})
-        digest = file_sha256(tmp)
-        os.replace(tmp, weights)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    # the digest cannot live in the header of the file it hashes: config.json records it, and loading checks it
-    atomic_write_text(folder / CONFIG_NAME, json.dumps({**doc, "weights_sha256": digest}, indent=2, sort_keys=True)
-                      + "\n")
+    with _FolderLock(folder / ".vpzoo-save.lock"):  # concurrent saves into one folder: one at a time, never mixed
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{WEIGHTS_NAME}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            save_file(state_dict, tmp, metadata={"format": "pt", _METADATA_KEY: json.dumps(doc, sort_keys=True)})
+            digest = file_sha256(tmp)
+            os.replace(tmp, weights)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        # the digest cannot live in the header of the file it hashes: config.json records it, and loading checks it
+        atomic_write_text(folder / CONFIG_NAME,
+                          json.dumps({**doc, "weights_sha256": digest}, indent=2, sort_keys=True) + "\n")
     written = [weights, folder / CONFIG_NAME]
     if model_card:
         text = render_model_card(

@@ -1,0 +1,313 @@
+"""The attack suite: security and fault tolerance (issue #25). Each test builds its own malicious or corrupt input,
+names what it attacks, and asserts the clear error, that nothing ran, that nothing outside the cache changed and
+that nothing half-written remains."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _loopback import LoopbackServer
+
+import vpzoo
+from conftest import tiny_svg_kwargs
+from vpzoo.cli import main
+from vpzoo.models import SVGLP
+from vpzoo.zoo.errors import CheckpointUnavailableError, ConfigMismatchError, CorruptCheckpointError
+
+ASSETS = Path(__file__).parent / "assets"
+TINY_CONFIG = str(ASSETS / "tiny_svg_lp.yaml")
+
+
+class _RunsCode:
+    """Unpickling this object calls ``open(marker, "w")``: proof that a loader executed code from a file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture
+def tiny_model():
+    torch.manual_seed(0)
+    return SVGLP(**tiny_svg_kwargs()).eval()
+
+
+@pytest.fixture
+def clip():
+    return torch.rand(4, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+
+
+def _lightning_ckpt(model, path: Path, **extra) -> Path:
+    hparams = {"_class_path": "vpzoo.models.svg.SVGLP", **dict(model.hparams)}
+    hparams.update(extra.pop("hparams", {}))
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams, "global_step": 1, **extra}, path)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------ code execution
+def test_remote_ckpt_path_is_refused_and_runs_nothing(tiny_model, tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    evil = _lightning_ckpt(tiny_model, tmp_path / "evil.ckpt", payload=_RunsCode(marker))
+    with LoopbackServer({"/evil.ckpt": evil.read_bytes()}) as server:
+        code = main(["fit", "--config", TINY_CONFIG, "--ckpt_path", f"{server.url}/evil.ckpt"])
+        assert server.requests == []  # not even downloaded
+    assert code == 1 and not marker.exists()
+    assert "remote checkpoints are refused" in capsys.readouterr().err
+
+
+def test_local_pickle_in_a_checkpoint_is_refused_and_runs_nothing(tiny_model, tmp_path, capsys):
+    marker = tmp_path / "pwned"
+    evil = _lightning_ckpt(tiny_model, tmp_path / "evil.ckpt", payload=_RunsCode(marker))
+    assert main(["fit", "--config", TINY_CONFIG, "--ckpt_path", str(evil)]) == 1
+    assert not marker.exists()
+    assert "not a checkpoint that loads with weights_only=True" in capsys.readouterr().err
+    with pytest.raises(CorruptCheckpointError, match="cannot read it as a Lightning checkpoint"):
+        vpzoo.load(evil)
+    assert not marker.exists()
+
+
+def test_weights_only_false_is_refused(tmp_path, capsys):
+    assert main(["fit", "--config", TINY_CONFIG, "--weights_only", "false", "--trainer.max_steps", "1"]) == 1
+    assert "--weights_only false is refused" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("class_path", ["vpzoo_attack_module.Model", "this.X"])
+def test_class_path_named_in_a_checkpoint_is_never_imported(tiny_model, tmp_path, monkeypatch, capsys, class_path):
+    marker = tmp_path / "imported"
+    (tmp_path / "vpzoo_attack_module.py").write_text(f"open({str(marker)!r}, 'w')\nclass Model: pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ckpt = _lightning_ckpt(tiny_model, tmp_path / "m.ckpt", hparams={"_class_path": class_path})
+    zen_already_imported = "this" in sys.modules
+    with pytest.raises(ConfigMismatchError, match="is not a registered vpzoo model class"):
+        vpzoo.load(ckpt)
+    assert main(["fit", "--config", TINY_CONFIG, "--ckpt_path", str(ckpt)]) == 1
+    captured = capsys.readouterr()
+    assert "never imports a class named in a file" in captured.err
+    assert not marker.exists() and "vpzoo_attack_module" not in sys.modules
+    assert "Beautiful is better than ugly" not in captured.out + captured.err
+    assert zen_already_imported or "this" not in sys.modules
+
+
+# ------------------------------------------------------------------------------------------------ the Hub cache
+def _cache_repo(cache: Path, filename: str, target: Path) -> Path:
+    """A Hugging Face cache entry whose snapshot link points at ``target`` (a tampered cache)."""
+    commit = "a" * 40
+    repo = cache / "models--owner--repo"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snap = repo / "snapshots" / commit
+    snap.mkdir(parents=True)
+    (snap / filename).symlink_to(target)
+    return snap / filename
+
+
+def test_hub_purge_never_deletes_outside_the_cache(tmp_path):
+    from vpzoo.zoo.hub import hub_file, purge_cached_file
+
+    victim = tmp_path / "outside" / "precious.bin"
+    victim.parent.mkdir()
+    victim.write_bytes(b"the user's file")
+    link = _cache_repo(tmp_path / "cache", "model.safetensors", victim)
+    with pytest.raises(CorruptCheckpointError, match="sha256 mismatch"):
+        hub_file("owner/repo", "model.safetensors", revision="a" * 40, sha256="0" * 64,
+                 cache_dir=tmp_path / "cache", local_files_only=True)
+    assert victim.read_bytes() == b"the user's file"  # the link's target outside the cache is untouched
+    assert not link.is_symlink()  # the tampered link itself is gone
+    with pytest.raises(ValueError, match="not a file under a Hugging Face cache's snapshots/ folder"):
+        purge_cached_file(victim)
+    assert victim.exists()
+
+
+def test_hub_purge_removes_the_repositorys_own_blob(tmp_path):
+    from vpzoo.zoo.hub import purge_cached_file
+
+    blob = tmp_path / "cache" / "models--owner--repo" / "blobs" / ("b" * 64)
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(b"corrupt")
+    link = _cache_repo(tmp_path / "cache2", "x", blob)  # a second repository whose link points into the first
+    assert purge_cached_file(link) == [link] and blob.exists()  # another repository's blob is not ours to delete
+    own = tmp_path / "cache" / "models--owner--repo" / "snapshots" / ("c" * 40) / "model.safetensors"
+    own.parent.mkdir(parents=True)
+    own.symlink_to(blob)
+    assert set(purge_cached_file(own)) == {own, blob} and not blob.exists()
+
+
+# ------------------------------------------------------------------------------------------------ weights
+def test_corrupted_weights_give_an_error_not_nan(tiny_model, tmp_path, clip):
+    """Bytes set to 0xFF in a lone .safetensors (no digest to check against) make NaN weights: predict refuses."""
+    folder = tiny_model.save_pretrained(tmp_path / "m")
+    lone = tmp_path / "lone.safetensors"
+    data = bytearray((folder / "model.safetensors").read_bytes())
+    header = 8 + int.from_bytes(data[:8], "little")
+    data[header:] = b"\xff" * (len(data) - header)
+    lone.write_bytes(bytes(data))
+    model = vpzoo.load(lone)
+    with pytest.raises(FloatingPointError, match="predicted NaN or infinite values .* weights are corrupt"):
+        model.predict(clip, 2, seed=0)
+
+
+def test_local_folder_weights_are_checked_against_their_recorded_sha256(tiny_model, tmp_path, clip):
+    folder = tiny_model.save_pretrained(tmp_path / "m")
+    recorded = json.loads((folder / "config.json").read_text())["weights_sha256"]
+    assert recorded == hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+    vpzoo.load(folder)
+    data = bytearray((folder / "model.safetensors").read_bytes())
+    data[-1] ^= 0x01
+    (folder / "model.safetensors").write_bytes(bytes(data))
+    for spec in (folder, folder / "model.safetensors", folder / "config.json"):
+        with pytest.raises(CorruptCheckpointError, match="sha256 recorded in .*: sha256 mismatch"):
+            vpzoo.load(spec)
+
+
+@pytest.mark.parametrize("key", ["n_past", "skip_frame"])
+def test_config_missing_a_constructor_argument_is_refused(tiny_model, tmp_path, key):
+    folder = tiny_model.save_pretrained(tmp_path / "m")
+    doc = json.loads((folder / "config.json").read_text())
+    del doc["config"][key]
+    (folder / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(ConfigMismatchError, match=rf"the config lacks \['{key}'\].*does not fill in today's defaults"):
+        vpzoo.load(folder)
+
+
+def test_format_version_that_is_not_an_integer_is_named_as_such(tiny_model, tmp_path):
+    folder = tiny_model.save_pretrained(tmp_path / "m")
+    doc = json.loads((folder / "config.json").read_text())
+    doc["vpzoo_format"] = "1"
+    (folder / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(CorruptCheckpointError, match="vpzoo_format must be a positive integer, got '1'"):
+        vpzoo.load(folder)
+
+
+def test_concurrent_save_pretrained_into_one_folder(tiny_model, tmp_path, clip):
+    errors = []
+
+    def save() -> None:
+        try:
+            tiny_model.save_pretrained(tmp_path / "m")
+        except BaseException as e:  # noqa: BLE001 - collected for the assertion
+            errors.append(e)
+
+    threads = [threading.Thread(target=save) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert not list((tmp_path / "m").glob(".*.tmp"))  # nothing half-written remains
+    torch.testing.assert_close(vpzoo.load(tmp_path / "m").predict(clip, 2, seed=1), tiny_model.predict(clip, 2, seed=1))
+
+
+# ------------------------------------------------------------------------------------------------ data
+def test_kth_preparation_that_decodes_nothing_fails_and_recovers_when_files_are_fixed(tmp_path):
+    from vpzoo.data.fixtures import write_kth_fixture
+    from vpzoo.data.kth import kth_is_prepared, prepare_kth
+
+    root = tmp_path / "kth"
+    avis = root / "avi"
+    avis.mkdir(parents=True)
+    names = ["person01_walking_d1_uncomp.avi", "person21_walking_d1_uncomp.avi"]
+    for name in names:
+        (avis / name).write_bytes(b"not a video" * 100)
+    with pytest.warns(UserWarning, match="skipping KTH video"), pytest.raises(ValueError, match="none of the 2 videos"):
+        prepare_kth(root, (32,), download=False, progress=False, actions=("walking",))
+    assert not kth_is_prepared(root, 32)
+    assert not list((root / "processed").rglob("*.npy"))  # nothing half-written remains
+    # the files are fixed: real videos replace the broken ones, and the next preparation uses them
+    good = write_kth_fixture(tmp_path / "zips", persons=(1, 21), actions=("walking",), num_frames=12)
+    with zipfile.ZipFile(good["walking.zip"]) as zf:
+        for member in zf.namelist():
+            if member.endswith(".avi"):
+                (avis / os.path.basename(member)).write_bytes(zf.read(member))
+    with pytest.warns(UserWarning, match="2 videos"):
+        prepare_kth(root, (32,), download=False, progress=False, actions=("walking",))
+    assert kth_is_prepared(root, 32)
+    # a source that changes after preparation makes the prepared frames stale
+    os.utime(avis / names[0], ns=(1, 1))
+    assert not kth_is_prepared(root, 32)
+
+
+def test_kth_partial_extraction_from_a_killed_run_is_not_used(tmp_path):
+    from vpzoo.data.fixtures import write_kth_fixture
+    from vpzoo.data.kth import prepare_kth
+
+    root = tmp_path / "kth"
+    (root / "raw").mkdir(parents=True)
+    files = write_kth_fixture(root / "raw", persons=(1, 21), actions=("walking",), num_frames=12)
+    stale = root / "raw" / "tmpab12cd34"  # what a killed older preparation left: a truncated AVI
+    stale.mkdir()
+    with zipfile.ZipFile(files["walking.zip"]) as zf:
+        member = next(m for m in zf.namelist() if "person01" in m)
+        (stale / "person01_walking_d1_uncomp.avi").write_bytes(zf.read(member)[:300])
+    with pytest.warns(UserWarning, match="2 videos"):
+        prepare_kth(root, (32,), download=False, progress=False, actions=("walking",))
+    assert not stale.exists()
+    meta = json.loads((root / "processed" / "32px" / "videos.json").read_text())
+    assert [v["length"] for v in meta["videos"]] == [12, 12]
+    assert not [p for p in (root / "raw").iterdir() if p.name.startswith("tmp")]
+
+
+def test_changed_fixed_evaluation_set_is_regenerated(tmp_path):
+    from vpzoo.data import StochasticMovingMNISTDataModule
+
+    dm = StochasticMovingMNISTDataModule(cache_dir=str(tmp_path), num_val=4, num_test=4, eval_seq_len=6, seq_len=5,
+                                         batch_size=2)
+    dm.setup("test")
+    original = torch.stack([dm.test_set[i] for i in range(4)])
+    cached = next(p for p in tmp_path.rglob("*.npy") if "test" in p.name)
+    arr = np.load(cached)
+    arr[0, 0, 0, :4, :4] = 255 - arr[0, 0, 0, :4, :4]  # same shape and dtype, other content
+    np.save(cached, arr)
+    dm2 = StochasticMovingMNISTDataModule(cache_dir=str(tmp_path), num_val=4, num_test=4, eval_seq_len=6, seq_len=5,
+                                          batch_size=2)
+    with pytest.warns(UserWarning, match="does not match the sha256 recorded beside it"):
+        dm2.setup("test")
+    assert torch.equal(torch.stack([dm2.test_set[i] for i in range(4)]), original)
+
+
+# ------------------------------------------------------------------------------------------------ resuming
+def test_resumed_run_sees_the_batches_and_losses_of_the_uninterrupted_run(tmp_path):
+    """Interrupted at step 3 and resumed to 6, a run trains on the same batches with the same losses as one run of 6
+    steps (the data stream continues from the checkpoint's position; the noise from the saved random state)."""
+    import lightning.pytorch as pl
+
+    from vpzoo.data import StochasticMovingMNISTDataModule
+
+    class Record(pl.Callback):
+        def __init__(self) -> None:
+            self.rows: list[tuple[int, str, float]] = []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+            digest = hashlib.sha256(batch.numpy().tobytes()).hexdigest()[:16]
+            self.rows.append((trainer.global_step, digest, float(outputs["loss"])))
+
+    def run(max_steps: int, ckpt_path: str | None, folder: Path) -> Record:
+        pl.seed_everything(1)
+        record = Record()
+        trainer = pl.Trainer(
+            max_steps=max_steps, accelerator="cpu", logger=False, enable_progress_bar=False,
+            enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0, default_root_dir=str(folder),
+            callbacks=[record, pl.callbacks.ModelCheckpoint(dirpath=folder, every_n_train_steps=3, save_top_k=-1)],
+        )
+        dm = StochasticMovingMNISTDataModule(cache_dir=str(tmp_path / "data"), batch_size=2, seq_len=6, num_val=2,
+                                             num_test=2, eval_seq_len=6)
+        trainer.fit(SVGLP(**tiny_svg_kwargs()), datamodule=dm, ckpt_path=ckpt_path)
+        return record
+
+    whole = run(6, None, tmp_path / "whole").rows
+    run(3, None, tmp_path / "part")
+    resumed = run(6, str(tmp_path / "part" / "epoch=0-step=3.ckpt"), tmp_path / "part").rows
+    assert [r[0] for r in resumed] == [4, 5, 6]
+    assert [r[1] for r in resumed] == [r[1] for r in whole[3:]]  # the same batches, not batches 0-2 again
+    assert len({r[1] for r in whole}) == 6
+    np.testing.assert_allclose([r[2] for r in resumed], [r[2] for r in whole[3:]], rtol=1e-6)
