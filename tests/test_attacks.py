@@ -311,3 +311,18 @@ def test_resumed_run_sees_the_batches_and_losses_of_the_uninterrupted_run(tmp_pa
     assert [r[1] for r in resumed] == [r[1] for r in whole[3:]]  # the same batches, not batches 0-2 again
     assert len({r[1] for r in whole}) == 6
     np.testing.assert_allclose([r[2] for r in resumed], [r[2] for r in whole[3:]], rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------ predict's errors
+def test_predict_errors_name_the_right_argument(tiny_model, clip):
+    with pytest.raises(ValueError, match=r"^n_future must be >= 1, got -3$"):
+        tiny_model.predict(clip[:, :, :32], -3)  # the clip is wrong too, but n_future is what is named first
+    with pytest.raises(ValueError, match=r"seed must lie in \[-2\*\*63, 2\*\*64 - 1\].*got 18446744073709551616"):
+        tiny_model.predict(clip, 2, seed=2**64)
+    with pytest.raises(ValueError, match=r"got values in \[[0-9.e-]+, 1\.0001"):
+        tiny_model.predict(torch.cat([clip[:3], torch.full_like(clip[:1], 1.0001)]), 2)
+
+
+def test_huge_num_samples_is_refused_before_any_work(tiny_model, clip):
+    with pytest.raises(MemoryError, match=r"10000000 sample\(s\) x 20 frames x 1 clip\(s\) need .* GiB for the output"):
+        tiny_model.predict(clip, 20, num_samples=10_000_000)

@@ -17,6 +17,7 @@ Video tensors are ``(B, T, C, H, W)`` float in [0, 1] throughout.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import lightning as L
@@ -173,7 +174,6 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
                 f"{type(self).__name__}.predict got unexpected keyword(s) {', '.join(unknown)}; its model-specific "
                 f"keywords are: {accepted}"
             )
-        context = self.prepare_frames(frames)
         for name, value in (("n_future", n_future), ("num_samples", num_samples)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
                 raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
@@ -181,6 +181,10 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool)):
             raise TypeError(f"seed must be an integer or None, got {type(seed).__name__}")
+        if seed is not None and not -(2**63) <= int(seed) < 2**64:
+            raise ValueError(f"seed must lie in [-2**63, 2**64 - 1] (a torch.Generator seed), got {seed}")
+        context = self.prepare_frames(frames)
+        self._check_output_fits(context.shape[0], int(num_samples), int(n_future))
         generator = torch.Generator(device=self.device)
         if seed is None:
             generator.seed()
@@ -192,6 +196,14 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
         try:
             with torch.inference_mode():
                 out = self.sample_future(context, int(n_future), int(num_samples), generator, **options)
+        except (torch.OutOfMemoryError, RuntimeError) as e:
+            if not isinstance(e, torch.OutOfMemoryError) and "allocate" not in str(e):
+                raise
+            raise MemoryError(
+                f"{type(self).__name__}.predict ran out of memory drawing {num_samples} sample(s) of {n_future} "
+                f"frames for {context.shape[0]} clip(s) in one pass on {self.device}; ask for fewer samples or clips "
+                f"per call and concatenate the results ({str(e).splitlines()[0]})"
+            ) from None
         finally:
             self.train(was_training)
         expected = (context.shape[0], int(num_samples), int(n_future), self.channels, self.image_size, self.image_size)
@@ -199,6 +211,24 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
             raise RuntimeError(f"{type(self).__name__}.sample_future returned {tuple(out.shape)}, expected {expected}")
         self._check_output(out)
         return out
+
+    def _check_output_fits(self, clips: int, num_samples: int, n_future: int) -> None:
+        """Refuse up front a request whose output tensor alone would not fit in the device's memory (the sampling
+        itself needs several times more), instead of failing inside the allocator after the work has started."""
+        need = clips * num_samples * n_future * self.channels * self.image_size**2 * 4
+        if self.device.type == "cuda":
+            total = torch.cuda.get_device_properties(self.device).total_memory
+        else:
+            try:
+                total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+            except (ValueError, OSError, AttributeError):  # pragma: no cover - no sysconf (Windows)
+                return
+        if need > total:
+            raise MemoryError(
+                f"{type(self).__name__}.predict: {num_samples} sample(s) x {n_future} frames x {clips} clip(s) need "
+                f"{need / 2**30:.1f} GiB for the output alone, more than the {total / 2**30:.1f} GiB of {self.device}; "
+                "ask for fewer samples or clips per call and concatenate the results"
+            )
 
     def _check_output(self, out: Tensor) -> None:
         """The contract promises values in [0, 1]: NaN/inf means broken weights, never a result to hand back."""
@@ -274,8 +304,7 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
             low, high = x.min().item(), x.max().item()
             if low < 0.0 or high > 1.0:
                 raise ValueError(
-                    f"float frames must lie in [0, 1], got values in [{low:.4g}, {high:.4g}]; "
-                    "pass uint8 for [0, 255] data"
+                    f"float frames must lie in [0, 1], got values in [{low!r}, {high!r}]; pass uint8 for [0, 255] data"
                 )
         return x.to(self.device)
 
