@@ -326,3 +326,28 @@ def test_predict_errors_name_the_right_argument(tiny_model, clip):
 def test_huge_num_samples_is_refused_before_any_work(tiny_model, clip):
     with pytest.raises(MemoryError, match=r"10000000 sample\(s\) x 20 frames x 1 clip\(s\) need .* GiB for the output"):
         tiny_model.predict(clip, 20, num_samples=10_000_000)
+
+
+# ------------------------------------------------------------------------------------------------ the network
+def test_hub_endpoint_that_never_answers_fails_fast(tmp_path, monkeypatch):
+    """A server that accepts connections and never answers: the error comes after the timeout, not minutes later."""
+    import socket
+    import time
+
+    from huggingface_hub import constants
+
+    from vpzoo.zoo.hub import hub_file
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setenv("VPZOO_HUB_TIMEOUT", "1")
+        start = time.monotonic()
+        with pytest.raises(CheckpointUnavailableError, match=r"did not answer within 1 s.*VPZOO_HUB_TIMEOUT"):
+            hub_file("owner/repo", "config.json", revision="main", cache_dir=tmp_path / "hf")
+        assert time.monotonic() - start < 10
+    finally:
+        silent.close()
