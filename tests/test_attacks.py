@@ -351,3 +351,63 @@ def test_hub_endpoint_that_never_answers_fails_fast(tmp_path, monkeypatch):
         assert time.monotonic() - start < 10
     finally:
         silent.close()
+
+
+def test_tar_without_bair_content_is_named_and_kept(tmp_path):
+    import io
+    import tarfile
+
+    from vpzoo.data.bair import BAIR_TAR, prepare_bair
+
+    root = tmp_path / "bair"
+    root.mkdir()
+    with tarfile.open(root / BAIR_TAR, "w") as tf:
+        data = b"holiday photos"
+        info = tarfile.TarInfo("photos/beach.txt")
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    before = (root / BAIR_TAR).read_bytes()
+    for download in (True, False):
+        with pytest.raises(ValueError, match=r"exists but holds no softmotion30_44k.*'photos/beach.txt'.*left untouched"):
+            prepare_bair(root, download=download, url="http://127.0.0.1:9/never-contacted.tar", progress=False)
+        assert (root / BAIR_TAR).read_bytes() == before
+
+
+@pytest.mark.parametrize("content", [b"\x93NUMPY\x01\x00v\x00{'descr'", b"not numpy at all", None])
+def test_broken_moving_mnist_test_file_names_its_path(tmp_path, content):
+    from vpzoo.data.moving_mnist import load_mnist_test_seq
+
+    path = tmp_path / "mnist_test_seq.npy"
+    if content is None:
+        np.save(path, np.array([{"a": 1}], dtype=object), allow_pickle=True)  # a pickled object array
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"^{path}: not a readable .npy array .*delete it and download it again"):
+        load_mnist_test_seq(path)
+
+
+def test_fit_stopped_by_sigterm_saves_a_checkpoint_and_exits_non_zero(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    vpzoo_bin = str(Path(sys.executable).with_name("vpzoo"))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [vpzoo_bin, "fit", "--config", TINY_CONFIG, "--trainer.max_steps", "100000", "--trainer.val_check_interval",
+         "100000", "--trainer.limit_val_batches", "0", "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
+         "--trainer.callbacks.dirpath", str(tmp_path / "ckpts")],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 120
+    lines = []
+    for line in proc.stdout:  # wait until training runs (the progress bar shows step counts)
+        lines.append(line)
+        if "train/loss" in line or "Epoch 0" in line or time.monotonic() > deadline:
+            break
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)
+    out = "".join(lines) + proc.communicate(timeout=120)[0]
+    assert proc.returncode == 143, out[-3000:]
+    saved = tmp_path / "ckpts" / "sigterm.ckpt"
+    assert saved.is_file() and f"checkpoint saved to {saved}" in out
+    assert torch.load(saved, weights_only=True)["global_step"] > 0
