@@ -411,3 +411,33 @@ def test_fit_stopped_by_sigterm_saves_a_checkpoint_and_exits_non_zero(tmp_path):
     saved = tmp_path / "ckpts" / "sigterm.ckpt"
     assert saved.is_file() and f"checkpoint saved to {saved}" in out
     assert torch.load(saved, weights_only=True)["global_step"] > 0
+
+
+def test_add_checkpoint_copy_to_outside_the_registry_writes_nothing(tiny_model, tmp_path, capsys):
+    folder = tiny_model.save_pretrained(tmp_path / "exported")
+    registry = tmp_path / "registry" / "checkpoints.yaml"
+    registry.parent.mkdir()
+    registry.write_text("format_version: 1\ncheckpoints: []\n")
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps([{"metric": "psnr", "protocol": "svg", "num_samples": 1, "value": 10.0}]))
+    code = main(["add-checkpoint", str(folder), "--name", "tiny", "--dataset", "smmnist", "--metrics", str(metrics),
+                 "--training-config", "configs/svg_lp/smmnist.yaml", "--steps", "1", "--hardware", "cpu", "--time", "1 s",
+                 "--copy-to", "../escaped.safetensors", "--checkpoints", str(registry)])
+    assert code == 1 and "leads outside" in capsys.readouterr().err
+    assert not (tmp_path / "escaped.safetensors").exists()
+
+
+def test_temporaries_of_a_killed_preparation_are_removed(tmp_path):
+    import subprocess
+
+    from vpzoo.data._common import NpyWriter
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".frames.npy.{int(dead.stdout)}.tmp"  # what a killed writer leaves
+    stale.write_bytes(b"\0" * 1000)
+    live = tmp_path / f".frames.npy.{os.getppid()}.tmp"  # a concurrent writer that is still running
+    live.write_bytes(b"\0" * 10)
+    with NpyWriter(tmp_path / "frames.npy", (2,), np.uint8) as writer:
+        writer.append(np.zeros((3, 2), np.uint8))
+    assert not stale.exists() and live.exists()
+    assert np.load(tmp_path / "frames.npy").shape == (3, 2)

@@ -393,8 +393,26 @@ class NpyWriter:
         self.dtype = np.dtype(dtype)
         self.rows = 0
         self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self._remove_stale_temporaries()
         self._f = open(self._tmp, "wb")
         self._f.write(self._header((0,) + self.row_shape))
+
+    def _remove_stale_temporaries(self) -> None:
+        """Delete the temporary files of writers of the same ``path`` whose process is gone (a killed preparation
+        leaves tens of MB behind otherwise); those of live processes are left alone."""
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            pid = stale.name[len(self.path.name) + 2: -len(".tmp")]
+            if not pid.isdigit():
+                continue
+            try:
+                os.kill(int(pid), 0)
+                alive = int(pid) != os.getpid()
+            except ProcessLookupError:
+                alive = False
+            except PermissionError:  # another user's live process
+                alive = True
+            if not alive:
+                stale.unlink(missing_ok=True)
 
     def _header(self, shape: tuple) -> bytes:
         import struct
@@ -513,8 +531,8 @@ def prepared_frames(
 
 
 def clean_stale_temporaries(folder: Path) -> list[Path]:
-    """Remove what a killed preparation left in ``folder``: ``tmp*`` extraction folders of older vpzoo versions and
-    ``.*.tmp`` partial files (current versions extract outside the searched tree). Returns what was removed."""
+    """Remove the ``tmp*`` extraction folders that a killed preparation of an older vpzoo left in ``folder`` (current
+    versions extract outside the searched tree). Returns what was removed."""
     import shutil
 
     removed = []
@@ -523,9 +541,6 @@ def clean_stale_temporaries(folder: Path) -> list[Path]:
     for p in folder.iterdir():
         if p.is_dir() and not p.is_symlink() and p.name.startswith("tmp") and len(p.name) == 11:
             shutil.rmtree(p, ignore_errors=True)
-            removed.append(p)
-        elif p.is_file() and p.name.startswith(".") and p.name.endswith(".tmp"):
-            p.unlink(missing_ok=True)
             removed.append(p)
     return removed
 

@@ -369,6 +369,9 @@ def make_checkpoint_entry(
     else:
         if copy_to is not None:
             dest = base / copy_to
+            if not dest.resolve().is_relative_to(base.resolve()):  # refuse before writing anything
+                raise ValueError(f"copy_to={str(copy_to)!r} leads outside {base} (the registry's folder); give a path "
+                                 f"inside it, e.g. 'weights/{name}.safetensors'")
             dest.parent.mkdir(parents=True, exist_ok=True)
             if dest.resolve() != weights.resolve():
                 shutil.copyfile(weights, dest)
