@@ -295,9 +295,10 @@ def pose_centres(pose: Tensor) -> Tensor:
     return torch.stack([(1.0 - x / s) / 2.0, (1.0 - y / s) / 2.0], dim=-1)
 
 
-def normal_log_prob(value: Tensor, mu: Tensor, sigma: Tensor | float) -> Tensor:
-    """Elementwise ``log N(value; mu, sigma²)`` (constants included)."""
-    sigma = torch.as_tensor(sigma, dtype=mu.dtype, device=mu.device)
+def normal_log_prob(value: Tensor, mu: Tensor | float, sigma: Tensor | float) -> Tensor:
+    """Elementwise ``log N(value; mu, sigma²)`` (constants included; broadcasting)."""
+    mu = torch.as_tensor(mu, dtype=value.dtype, device=value.device)
+    sigma = torch.as_tensor(sigma, dtype=value.dtype, device=value.device)
     return -0.5 * ((value - mu) / sigma) ** 2 - sigma.log() - 0.5 * math.log(2.0 * math.pi)
 
 
