@@ -75,6 +75,11 @@ Deviations and options (all documented choices):
   scripts); ``nn.DataParallel`` (Lightning's strategies do this).
 - **Context length.** ``predict`` conditions on all given context frames (the LSTMs run over any length); the
   official code always takes exactly 10.
+
+Equality with the official code: ``benchmarks/ddpae_official_equality.py`` runs the official files (unmodified, with
+Pyro 1.9 and shims for CUDA and PyTorch 0.3 semantics) beside this model in float64 with the same weights: the test
+path's frames agree to 7e-15, Pyro's ``Trace_ELBO`` loss and vpzoo's ``kl="monte_carlo"`` loss (× B) to a relative
+4e-16 from the same draws, and every gradient to a relative 3e-13 (Moving MNIST and Bouncing Balls settings).
 """
 
 from __future__ import annotations
