@@ -436,3 +436,39 @@ def test_velocity_metrics_match_components_to_balls():
     torch.testing.assert_close(out["cosine_similarity"].float(), torch.ones(4), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="shift"):
         velocity_metrics(pred, true, 1)
+
+
+def test_mmnist_ddpae_benchmark_scores_equal_direct_computations(tmp_path, capsys):
+    """`vpzoo benchmark mmnist_ddpae`: DDPAE's per-frame MSE/BCE and PSNR/SSIM of the model, copy_last and the black
+    frame equal a direct computation on the standard file's clips (a small file in its layout under root)."""
+    import numpy as np
+
+    from vpzoo.leaderboard import format_report, get_benchmark, run_benchmark
+    from vpzoo.metrics import psnr, ssim
+
+    g = np.random.default_rng(0)
+    seq = (g.random((20, 5, 64, 64)) > 0.85).astype(np.uint8) * g.integers(0, 256, (20, 5, 64, 64), dtype=np.uint8)
+    np.save(tmp_path / "mnist_test_seq.npy", seq)
+    model = DDPAE().eval()
+    result = run_benchmark(model, "mmnist_ddpae", num_test=3, batch_size=2, root=str(tmp_path))
+    assert "standard mnist_test_seq.npy" in capsys.readouterr().err
+    assert result.num_sequences == 3 and result.num_samples == 1
+    clips = torch.from_numpy(seq[:, :3]).transpose(0, 1)[:, :, None].float() / 255
+    context, target = clips[:, :10], clips[:, 10:]
+    predictions = {"model": model.predict(context, 10)[:, 0], "copy_last": context[:, -1:].expand_as(target),
+                   "black": torch.zeros_like(target)}
+    for who, pred in predictions.items():
+        errors = ddpae_frame_errors(pred, target)
+        expected = {"mse_sum": errors["mse"].mean(), "bce_sum": errors["bce"].mean(),
+                    "psnr": psnr(pred, target).clamp(max=100).mean(), "ssim": ssim(pred, target).mean()}
+        for name, value in expected.items():
+            assert result.values[who][name] == pytest.approx(value.item(), rel=1e-5), (who, name)
+    assert result.values["model"]["mse_sum"] == pytest.approx(
+        (F.mse_loss(predictions["model"], target) * 4096).item(), rel=1e-5)  # DDPAE's nn.MSELoss x C·H·W
+    report = format_report("mmnist_ddpae", measured=[result])
+    assert "38.9" in report and "MSE_SUM" in report
+    bench = get_benchmark("mmnist_ddpae")
+    assert (bench.context_frames, bench.predicted_frames, bench.num_samples, bench.num_test) == (10, 10, 1, 10000)
+    # without the file: vpzoo's generated set, and it says so
+    generated = run_benchmark(model, "mmnist_ddpae", num_test=1, batch_size=1, root=str(tmp_path / "none"))
+    assert "fixed generated set" in capsys.readouterr().err and generated.num_sequences == 1

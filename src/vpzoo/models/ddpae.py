@@ -91,6 +91,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vpzoo.metrics.aggregation import summed_frame_bce, summed_frame_mse
 from vpzoo.models.base import VideoPredictionModel
 from vpzoo.models.blocks import denton_init, gaussian_kl
 from vpzoo.registry import register_model
@@ -570,21 +571,20 @@ class DDPAE(VideoPredictionModel):
 def ddpae_frame_errors(pred: Tensor, target: Tensor, eps: float = 1e-4) -> dict[str, Tensor]:
     """Per-frame MSE and BCE as DDPAE reports them (``utils/metrics.py``): summed over the ``C·H·W`` pixels of a frame.
 
+    The same functions as the ``mse_sum``/``bce_sum`` frame metrics of :mod:`vpzoo.metrics.aggregation` (which the
+    ``mmnist_ddpae`` benchmark aggregates).
+
     Args:
         pred, target: ``(B, T, C, H, W)`` in [0, 1]; the prediction is clamped to ``[eps, 1 − eps]`` for the BCE,
             the target is the intensity (not binarised).
 
     Returns:
-        ``mse`` and ``bce``, each ``(B, T)`` (average them over frames and clips for the reported number).
+        ``mse`` and ``bce``, each ``(B, T)`` float64 (average them over frames and clips for the reported number).
     """
     if pred.shape != target.shape or pred.ndim != 5:
         raise ValueError(f"pred and target must be equal (B, T, C, H, W) shapes, got {tuple(pred.shape)} and "
                          f"{tuple(target.shape)}")
-    pred, target = pred.double(), target.double()
-    mse = ((pred - target) ** 2).sum(dim=(2, 3, 4))
-    p = pred.clamp(eps, 1.0 - eps)
-    bce = -(target * p.log() + (1.0 - target) * (1.0 - p).log()).sum(dim=(2, 3, 4))
-    return {"mse": mse, "bce": bce}
+    return {"mse": summed_frame_mse(pred, target), "bce": summed_frame_bce(pred, target, eps)}
 
 
 def velocity_metrics(pred_centres: Tensor, true_centres: Tensor, n_input: int, shift: int = 2) -> dict[str, Tensor]:
