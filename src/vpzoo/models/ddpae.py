@@ -302,9 +302,13 @@ def pose_centres(pose: Tensor) -> Tensor:
 
 
 def normal_log_prob(value: Tensor, mu: Tensor | float, sigma: Tensor | float) -> Tensor:
-    """Elementwise ``log N(value; mu, sigma²)`` (constants included; broadcasting)."""
-    mu = torch.as_tensor(mu, dtype=value.dtype, device=value.device)
-    sigma = torch.as_tensor(sigma, dtype=value.dtype, device=value.device)
+    """Elementwise ``log N(value; mu, sigma²)`` (constants included; broadcasting), in at least float32 (under bf16
+    autocast the decoder's frames are half precision, too coarse for a sum over every pixel)."""
+    dtype = torch.promote_types(torch.promote_types(value.dtype, torch.float32),
+                                mu.dtype if isinstance(mu, Tensor) else torch.float32)
+    value = value.to(dtype)
+    mu = torch.as_tensor(mu, device=value.device).to(dtype)
+    sigma = torch.as_tensor(sigma, device=value.device).to(dtype)
     return -0.5 * ((value - mu) / sigma) ** 2 - sigma.log() - 0.5 * math.log(2.0 * math.pi)
 
 
