@@ -21,6 +21,7 @@ from vpzoo.models.ddpae import (
     ddpae_frame_errors,
     normal_kl,
     paste_objects,
+    bouncing_balls_velocity,
     pose_centres,
     velocity_metrics,
 )
@@ -345,7 +346,8 @@ def test_predict_contract():
 def test_bad_hyperparameters_and_inputs():
     for bad, match in ((dict(image_size=48), "power of two"), (dict(image_size=8), "power of two"),
                        (dict(stn_scale_prior=1.0), "stn_scale_prior"), (dict(kl="mc"), "kl must be"),
-                       (dict(initial_pose_prior_sigma=(1.0, 1.0)), "3 positive"), (dict(n_components=0), "n_components"),
+                       (dict(initial_pose_prior_sigma=(1.0, 1.0)), "3 positive"),
+                       (dict(n_components=0), "n_components"),
                        (dict(pixel_sigma=0.0), "pixel_sigma"), (dict(lr_decay_step=0), "lr_decay_step")):
         with pytest.raises(ValueError, match=match):
             DDPAE(**tiny_ddpae_kwargs(**bad))
@@ -461,3 +463,27 @@ def test_mmnist_ddpae_benchmark_scores_equal_direct_computations(tmp_path, capsy
     # without the file: vpzoo's generated set, and it says so
     generated = run_benchmark(model, "mmnist_ddpae", num_test=1, batch_size=1, root=str(tmp_path / "none"))
     assert "fixed generated set" in capsys.readouterr().err and generated.num_sequences == 1
+
+
+def test_bouncing_balls_velocity_evaluation_uses_the_inferred_poses(tmp_path):
+    from vpzoo.data.bouncing_balls import BouncingBallsDataModule
+
+    dm = BouncingBallsDataModule(root=str(tmp_path), image_size=32, seq_len=8, eval_seq_len=8, num_train=2,
+                                 num_val=2, num_test=5, traj_len=8, eval_batch_size=2, return_positions=True)
+    dm.setup("test")
+    model = DDPAE(**tiny_ddpae_kwargs(n_components=4, stn_scale_prior=4.0))
+    model.train()
+    scores = bouncing_balls_velocity(model, dm.test_dataloader(), max_clips=3)
+    assert model.training and scores["num_clips"] == 3 and len(scores["relative_error"]) == 5
+    batches = list(dm.test_dataloader())
+    video = torch.cat([b["video"] for b in batches])[:3]
+    positions = torch.cat([b["positions"] for b in batches])[:3]
+    with torch.no_grad():
+        pose = model.eval().infer(video[:, :3], 5)["pose"]
+    expected = velocity_metrics(pose_centres(pose), positions, 3)
+    assert scores["num_matched"] == int(expected["num_matched"])
+    torch.testing.assert_close(torch.tensor(scores["relative_error"], dtype=torch.float64),
+                               expected["relative_error"], equal_nan=True)
+    with pytest.raises(ValueError, match="return_positions"):
+        bouncing_balls_velocity(model, [video])
+

@@ -65,7 +65,8 @@ __all__ = [
 ]
 
 METRICS = ("psnr", "ssim", "mse_sum", "bce_sum")
-"""Per-frame metrics a benchmark can score (``mse_sum``/``bce_sum``: DDPAE's per-frame MSE/BCE summed over the pixels)."""
+"""Per-frame metrics a benchmark can score (``mse_sum``/``bce_sum``: DDPAE's per-frame MSE/BCE, summed over the
+pixels)."""
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,7 @@ __all__ = [
     "normal_log_prob",
     "ddpae_frame_errors",
     "velocity_metrics",
+    "bouncing_balls_velocity",
 ]
 
 POSE_SIZE = 3
@@ -399,7 +400,9 @@ class DDPAE(VideoPredictionModel):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if not stn_scale_prior > 1.0:
-            raise ValueError(f"stn_scale_prior must be > 1 (scales are clamped to [s - 1, s + 1]), got {stn_scale_prior}")
+            raise ValueError(
+                f"stn_scale_prior must be > 1 (scales are clamped to [s - 1, s + 1]), got {stn_scale_prior}"
+            )
         sigmas = tuple(float(v) for v in initial_pose_prior_sigma)
         if len(sigmas) != POSE_SIZE or min(sigmas) <= 0:
             raise ValueError(f"initial_pose_prior_sigma must be 3 positive numbers, got {initial_pose_prior_sigma!r}")
@@ -631,3 +634,52 @@ def velocity_metrics(pred_centres: Tensor, true_centres: Tensor, n_input: int, s
         "cosine_similarity": (cosine * mask).sum(dim=(0, 2)) / count,
         "num_matched": one_to_one.sum(),
     }
+
+
+@torch.no_grad()
+def bouncing_balls_velocity(model: DDPAE, batches: Any, max_clips: Optional[int] = None,
+                            shift: int = 2) -> dict[str, Any]:
+    """DDPAE's Bouncing Balls evaluation: :func:`velocity_metrics` of the inferred poses over a test set.
+
+    Args:
+        model: a DDPAE (run in eval mode, every latent at its mean, as the official ``test.py``).
+        batches: an iterable of ``{"video": (B, T, C, S, S), "positions": (B, T, K, 2)}`` batches, e.g. the test
+            loader of ``BouncingBallsDataModule(return_positions=True)`` (ball centres divided by the world size).
+        max_clips: score only the first ``max_clips`` clips.
+        shift: frames of the velocity difference (2, as the paper).
+
+    Returns:
+        :func:`velocity_metrics`' ``relative_error`` and ``cosine_similarity`` per predicted step (lists), their
+        means, ``num_matched`` and ``num_clips``.
+    """
+    was_training = model.training
+    model.eval()
+    predicted, true = [], []
+    seen = 0
+    try:
+        for batch in batches:
+            if not isinstance(batch, dict) or not {"video", "positions"} <= set(batch):
+                raise ValueError("batches must be {'video', 'positions'} dicts (BouncingBallsDataModule with "
+                                 "return_positions=True)")
+            video, positions = batch["video"].to(model.device), batch["positions"].to(model.device)
+            if max_clips is not None:
+                video, positions = video[: max_clips - seen], positions[: max_clips - seen]
+            if positions.shape[2] != model.n_components:
+                raise ValueError(f"the clips hold {positions.shape[2]} balls but the model has "
+                                 f"{model.n_components} components")
+            out = model.infer(video[:, : model.n_past], video.shape[1] - model.n_past)
+            predicted.append(pose_centres(out["pose"]).cpu())
+            true.append(positions.cpu())
+            seen += video.shape[0]
+            if max_clips is not None and seen >= max_clips:
+                break
+    finally:
+        model.train(was_training)
+    scores = velocity_metrics(torch.cat(predicted), torch.cat(true), model.n_past, shift)
+    return {
+        "relative_error": scores["relative_error"].tolist(), "cosine_similarity": scores["cosine_similarity"].tolist(),
+        "mean_relative_error": scores["relative_error"].mean().item(),
+        "mean_cosine_similarity": scores["cosine_similarity"].mean().item(),
+        "num_matched": int(scores["num_matched"]), "num_clips": seen,
+    }
+
