@@ -522,7 +522,8 @@ register_benchmark(Benchmark(
           "the 10 predicted frames and the clips (BCE: prediction clamped to [1e-4, 1 - 1e-4], target intensities). "
           "The published numbers are on the 10,000 standard clips (vpzoo benchmark mmnist_ddpae --root DIR with "
           "mnist_test_seq.npy in DIR); the clips scored are named on stderr and counted in the clips column. The "
-          "frames are mostly black: the all-black frame beats copy_last on every metric here",
+          "frames are mostly black: on vpzoo's generated clips the all-black frame beats copy_last on all four metrics "
+          "(first 128 clips: MSE_SUM 179.0 vs 293.3, SSIM 0.770 vs 0.649), compare with it too",
 ))
 
 _FVD_COMPILED = "as compiled in Weissenborn et al. 2019, arXiv 1906.02634"
