@@ -6,8 +6,9 @@ predicted frame, the metric of the best (or mean, or worst) sample, averaged ove
 - :func:`reduce_samples`: the per-sequence choice among samples, ``(B, N, T) -> (B, T)``;
 - :class:`SampleAggregatedMetric`: a ``torchmetrics.Metric`` that accumulates the per-frame curve over batches
   and synchronises it across processes (DDP) with sum reductions;
-- :func:`register_frame_metric`: the registry of per-frame metrics it can aggregate (``"psnr"``, ``"ssim"``;
-  further metrics such as LPIPS register themselves here).
+- :func:`register_frame_metric`: the registry of per-frame metrics it can aggregate (``"psnr"``, ``"ssim"``,
+  ``"mse_sum"``/``"bce_sum"`` (DDPAE's per-frame sums over the pixels); further metrics such as LPIPS register
+  themselves here).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ __all__ = [
     "register_frame_metric",
     "REDUCTIONS",
     "SELECTIONS",
+    "summed_frame_mse",
+    "summed_frame_bce",
 ]
 
 #: Valid ``reduction`` values: how the ``N`` samples of a sequence are reduced.
@@ -91,6 +94,25 @@ def _ssim_spec(preds: Tensor, target: Tensor, protocol: MetricProtocol) -> Tenso
 
 register_frame_metric("psnr", _psnr_spec, higher_is_better=True)
 register_frame_metric("ssim", _ssim_spec, higher_is_better=True)
+
+
+def summed_frame_mse(pred: Tensor, target: Tensor) -> Tensor:
+    """Squared error summed over the ``C·H·W`` pixels of each frame, in float64: ``(..., C, H, W) → (...)``. DDPAE's
+    per-frame MSE (``nn.MSELoss`` times ``C·H·W``), the Moving MNIST convention of DDPAE/PhyDNet tables."""
+    return (pred.double() - target.double()).pow(2).sum(dim=(-3, -2, -1))
+
+
+def summed_frame_bce(pred: Tensor, target: Tensor, eps: float = 1e-4) -> Tensor:
+    """Binary cross-entropy summed over the pixels of each frame, in float64: ``(..., C, H, W) → (...)``. The
+    prediction is clamped to ``[eps, 1 − eps]``; the target is the [0, 1] intensity, not binarised (DDPAE's BCE)."""
+    p, t = pred.double().clamp(eps, 1.0 - eps), target.double()
+    return -(t * p.log() + (1.0 - t) * (1.0 - p).log()).sum(dim=(-3, -2, -1))
+
+
+register_frame_metric("mse_sum", lambda preds, target, protocol: summed_frame_mse(preds, target),
+                      higher_is_better=False)
+register_frame_metric("bce_sum", lambda preds, target, protocol: summed_frame_bce(preds, target),
+                      higher_is_better=False)
 
 
 def _check_choice(value: object, choices: tuple[str, ...], what: str) -> str:
