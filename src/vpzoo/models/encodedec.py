@@ -68,7 +68,8 @@ from typing import Any, Literal, Optional, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+import torchdiffeq  # imported with the module: its solver tables are module-level tensors, which an import inside
+from torch import Tensor, nn  # predict's inference_mode would make inference tensors that training cannot save
 
 from vpzoo.models.base import VideoPredictionModel
 from vpzoo.models.blocks import gaussian_kl
@@ -374,8 +375,6 @@ class EncODEDec(VideoPredictionModel):
         Returns ``(B, len(t), latent)`` (the state at every time of ``t``, ``t[0]`` included). Counts the function
         evaluations in :attr:`last_nfe`. Uses ``odeint_adjoint`` when ``adjoint`` is set and autograd records.
         """
-        import torchdiffeq
-
         hp = self.hparams
         t = t.to(device=z0.device, dtype=z0.dtype)
         options = {"step_size": hp.step_size} if hp.step_size is not None else None
