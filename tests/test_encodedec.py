@@ -320,3 +320,27 @@ def test_vpzoo_fit_plain_and_under_two_process_ddp(tmp_path):
         assert last_value(rows, "train/nfe") >= 2
         assert math.isfinite(last_value(rows, "train/kl")) and math.isfinite(last_value(rows, "train/nll"))
         assert -1 <= last_value(rows, "val/ssim") <= 1  # validated (an untrained model may score below 0)
+
+
+def test_vpzoo_predict_fps_factor_writes_a_slow_motion_gif(tmp_path, capsys):
+    from vpzoo.cli import main
+    from vpzoo.io import read_video
+    from vpzoo.models import CopyLast
+
+    folder = tiny().save_pretrained(tmp_path / "ode")
+    clip = (clips(1, 6)[0, :, 0].numpy() * 255).round().astype(np.uint8)  # (T, H, W): 3 context + 3 ground truth
+    np.save(tmp_path / "clip.npy", clip)
+    args = ["predict", str(folder), "--input", str(tmp_path / "clip.npy"), "--n-future", "3", "--num-samples", "1",
+            "--device", "cpu"]
+    assert main(args + ["--fps-factor", "4", "--out", str(tmp_path / "slow.gif")]) == 0
+    out = capsys.readouterr().out
+    assert "1 sample(s) of 3 frames at 4x the frame rate (12 frames)" in out
+    assert "vs ground truth (3 frames" in out  # scored on the frames at whole intervals
+    assert read_video(tmp_path / "slow.gif").shape[0] == 3 + 12
+    assert main(args + ["--out", str(tmp_path / "plain.gif")]) == 0
+    assert read_video(tmp_path / "plain.gif").shape[0] == 3 + 3
+    CopyLast(image_size=16, n_past=3).save_pretrained(tmp_path / "copy")
+    with pytest.raises(SystemExit):
+        main(["predict", str(tmp_path / "copy"), "--input", str(tmp_path / "clip.npy"), "--fps-factor", "2",
+              "--out", str(tmp_path / "c.gif")])
+    assert "--fps-factor needs a continuous-time model" in capsys.readouterr().err
