@@ -53,11 +53,15 @@ def test_parameter_counts_match_the_sheet(name, sheet, parts):
 
 def test_skip_level_doubles_the_matching_decoder_block():
     for level in range(1, 5):
-        model = vpzoo.create_model("encodedec", skip_level=level)
+        model = tiny(skip_level=level, res_channels=(2, 4, 6, 8))
         # decoder block 4 - level runs at encoder level `level`'s resolution; its input is [x, skip]
-        assert model.decoder.blocks[4 - level].norm1.num_channels == 2 * [32, 32, 16, 8][4 - level]
-        out = model.predict(clips(1, 10, 64), n_future=2, seed=0)
-        assert out.shape == (1, 1, 2, 1, 64, 64)
+        assert model.decoder.blocks[4 - level].norm1.num_channels == 2 * [8, 6, 4, 2][4 - level]
+        out = model.predict(clips(2, 3), n_future=2, num_samples=2, seed=0)
+        assert out.shape == (2, 2, 2, 1, 16, 16)
+        # the decoder learns through the skip half of that block
+        loss = model.forward_loss(clips(2, 3))["loss"]
+        loss.backward()
+        assert model.decoder.blocks[4 - level].conv1.weight.grad[[8, 6, 4, 2][4 - level]:].abs().sum() > 0  # skip rows
     with pytest.raises(ValueError, match="skip_level must be an int in \\[0, 4\\]"):
         vpzoo.create_model("encodedec", skip_level=5)
 

@@ -252,7 +252,8 @@ class _FixedClipStream(BatchStream):
         while True:
             order = rng.permutation(n)
             for i in range(n // bs):
-                index = np.sort(order[i * bs:(i + 1) * bs])  # sorted reads of the memory map; order within a batch is moot
+                # sorted reads of the memory map (the order of clips within a batch does not matter)
+                index = np.sort(order[i * bs:(i + 1) * bs])
                 yield uint8_to_float(self.clips.array[index])
 
 

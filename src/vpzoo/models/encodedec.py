@@ -68,8 +68,10 @@ from typing import Any, Literal, Optional, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchdiffeq  # imported with the module: its solver tables are module-level tensors, which an import inside
-from torch import Tensor, nn  # predict's inference_mode would make inference tensors that training cannot save
+# Imported with the module, not lazily: torchdiffeq's solver tables are module-level tensors, and a first import
+# inside predict's inference_mode would make them inference tensors that a later training step cannot save.
+import torchdiffeq
+from torch import Tensor, nn
 
 from vpzoo.models.base import VideoPredictionModel
 from vpzoo.models.blocks import gaussian_kl
@@ -374,16 +376,20 @@ class EncODEDec(VideoPredictionModel):
 
         Returns ``(B, len(t), latent)`` (the state at every time of ``t``, ``t[0]`` included). Counts the function
         evaluations in :attr:`last_nfe`. Uses ``odeint_adjoint`` when ``adjoint`` is set and autograd records.
+        The solve runs in at least float32 with autocast off (bf16/fp16 states cannot meet the tolerances).
         """
         hp = self.hparams
+        if z0.dtype in (torch.float16, torch.bfloat16):
+            z0 = z0.float()
         t = t.to(device=z0.device, dtype=z0.dtype)
         options = {"step_size": hp.step_size} if hp.step_size is not None else None
         kwargs = dict(rtol=hp.rtol, atol=hp.atol, method=hp.method, options=options)
         self.ode_func.nfe = 0
-        if hp.adjoint and torch.is_grad_enabled():
-            z = torchdiffeq.odeint_adjoint(self.ode_func, z0, t, **kwargs)
-        else:
-            z = torchdiffeq.odeint(self.ode_func, z0, t, **kwargs)
+        with torch.autocast(z0.device.type, enabled=False):
+            if hp.adjoint and torch.is_grad_enabled():
+                z = torchdiffeq.odeint_adjoint(self.ode_func, z0, t, **kwargs)
+            else:
+                z = torchdiffeq.odeint(self.ode_func, z0, t, **kwargs)
         self.last_nfe = self.ode_func.nfe
         return z.transpose(0, 1)
 
@@ -402,7 +408,8 @@ class EncODEDec(VideoPredictionModel):
         return self.encoder(window)
 
     def frame_times(self, n: int, start: int = 0) -> Tensor:
-        """ODE times of frames ``start … start+n-1`` of the window, ``(start + i) / time_scale``, float64 (:meth:`integrate` casts them to the state's dtype)."""
+        """ODE times of frames ``start … start+n-1`` of the window, ``(start + i) / time_scale``, float64
+        (:meth:`integrate` casts them to the state's dtype)."""
         return torch.arange(start, start + n, dtype=torch.float64) / self.hparams.time_scale
 
     # ------------------------------------------------------------------------------------------- training
@@ -564,7 +571,9 @@ class EncODEDecDet(EncODEDec):
         if not latent_sigma > 0:
             raise ValueError(f"latent_sigma must be > 0, got {latent_sigma}")
         if latent_reduction not in ("sum", "mean"):
-            raise ValueError(f"latent_reduction must be 'sum' (the code) or 'mean' (the paper), got {latent_reduction!r}")
+            raise ValueError(
+                f"latent_reduction must be 'sum' (the code) or 'mean' (the paper), got {latent_reduction!r}"
+            )
         super().__init__(
             image_size=image_size, channels=channels, n_past=n_past, n_future=n_future, res_channels=res_channels,
             hidden=hidden, latent_dim=latent_dim, skip_level=skip_level, recon_sigma=recon_sigma,
