@@ -348,3 +348,12 @@ def test_vpzoo_predict_fps_factor_writes_a_slow_motion_gif(tmp_path, capsys):
         main(["predict", str(tmp_path / "copy"), "--input", str(tmp_path / "clip.npy"), "--fps-factor", "2",
               "--out", str(tmp_path / "c.gif")])
     assert "--fps-factor needs a continuous-time model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cls", [EncODEDec, EncODEDecDet])
+def test_save_pretrained_and_load_round_trip(cls, tmp_path):
+    model = tiny(cls, skip_level=1, method="bosh3", rtol=1e-5)
+    loaded = vpzoo.load(model.save_pretrained(tmp_path / "m"), device="cpu")
+    assert type(loaded) is cls and loaded.hparams.method == "bosh3" and list(loaded.hparams.res_channels) == [4, 8]
+    a = model.predict(clips(1, 3), n_future=2, num_samples=2, seed=4, times=[0.5, 2.0])
+    torch.testing.assert_close(loaded.predict(clips(1, 3), n_future=2, num_samples=2, seed=4, times=[0.5, 2.0]), a)
