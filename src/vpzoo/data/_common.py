@@ -184,11 +184,16 @@ class BatchStream(IterableDataset):
         seq = np.random.SeedSequence([self.seed, SPLIT_CODES["train"], self.rank, int(position)])
         return np.random.default_rng(seq)
 
+    def batch_at(self, position: int) -> Any:
+        """The batch at ``position``: ``make_batch(make_rng(position))`` (a stream whose batches depend on each
+        other, e.g. passes over a fixed set, overrides this instead)."""
+        return self.make_batch(self.make_rng(position))
+
     def batches(self, start: int = 0, step: int = 1) -> Iterator[Any]:
         """The endless batches at positions ``start``, ``start + step``, ..."""
         position = start
         while True:
-            batch = self.make_batch(self.make_rng(position))
+            batch = self.batch_at(position)
             position += step
             if self._lane is not None:
                 self._lane = (self._lane[0], position)

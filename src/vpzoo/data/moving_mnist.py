@@ -249,22 +249,25 @@ class MovingMNISTTestSet(MappedNpy, Dataset):
 
 class _FixedClipStream(BatchStream):
     """Batches of a fixed uint8 clip file ``(N, T, 1, H, W)``: a fresh permutation per pass, ``N // batch_size``
-    batches per pass, endlessly (seeded like every :class:`BatchStream`)."""
+    batches per pass, endlessly. Batch ``i`` is batch ``i mod (N // batch_size)`` of pass ``i // (N // batch_size)``,
+    whose permutation is seeded by the pass number (so resumed runs continue it, like every :class:`BatchStream`)."""
 
     def __init__(self, clips: UInt8ClipArray, batch_size: int, seed: int, rank: int) -> None:
         super().__init__(None, seed, rank)
         if len(clips) < batch_size:
             raise ValueError(f"num_train={len(clips)} clips cannot fill one batch of batch_size={batch_size}")
         self.clips, self.batch_size = clips, batch_size
+        self._permutation: tuple[int, np.ndarray] | None = None
 
-    def batches(self, rng: np.random.Generator):
+    def batch_at(self, position: int) -> torch.Tensor:
         n, bs = len(self.clips), self.batch_size
-        while True:
-            order = rng.permutation(n)
-            for i in range(n // bs):
-                # sorted reads of the memory map (the order of clips within a batch does not matter)
-                index = np.sort(order[i * bs:(i + 1) * bs])
-                yield uint8_to_float(self.clips.array[index])
+        epoch, i = divmod(position, n // bs)
+        if self._permutation is None or self._permutation[0] != epoch:
+            # pass numbers are drawn from their own seed stream (2**40 + pass), apart from the batch positions
+            self._permutation = (epoch, self.make_rng(2**40 + epoch).permutation(n))
+        # sorted reads of the memory map (the order of clips within a batch does not matter)
+        index = np.sort(self._permutation[1][i * bs:(i + 1) * bs])
+        return uint8_to_float(self.clips.array[index])
 
 
 class _MovingMNISTBatcher:
