@@ -34,7 +34,8 @@ def read_video(path: str | os.PathLike, grayscale: bool | None = None, max_frame
         path: ``.gif`` (Pillow), ``.npy`` (``(T, H, W)``, ``(T, H, W, C)`` uint8 or float in [0, 1]) or any
             container PyAV decodes (``.mp4``, ``.avi``, ...).
         grayscale: ``True`` → one channel (ITU-R 601 luma), ``False`` → RGB, ``None`` → one channel for
-            grayscale sources (GIF/npy with equal channels or 2-d frames, PyAV ``gray`` formats), RGB otherwise.
+            grayscale sources (GIF/npy with equal channels or 2-d frames, PyAV ``gray`` formats, YUV videos whose
+            chroma is neutral everywhere), RGB otherwise.
         max_frames: stop after this many frames.
     """
     path = Path(path)
@@ -91,17 +92,31 @@ def _read_gif(path: Path, max_frames: int | None) -> np.ndarray:
 def _read_av(path: Path, max_frames: int | None) -> np.ndarray:
     import av
 
-    frames = []
+    frames, grey_frames = [], []
+    # A YUV video whose chroma stays within 2 levels of neutral (128; lossy codecs drift by 1) holds a grey clip:
+    # read its luma (its rgb24 conversion would differ between channels by a few levels of rounding).
+    neutral = True
     with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise UnreadableClipError(f"{path} holds no video stream: pass a clip, not an audio or data file")
         stream = container.streams.video[0]
         gray = stream.codec_context.pix_fmt is not None and stream.codec_context.pix_fmt.startswith("gray")
         for frame in container.decode(stream):
-            frames.append(frame.to_ndarray(format="gray" if gray else "rgb24"))
+            if gray:
+                frames.append(frame.to_ndarray(format="gray"))
+            else:
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if neutral and frame.format.name.startswith(("yuv", "yuvj")):
+                    chroma = frame.reformat(format="yuv444p").to_ndarray()[1:]
+                    neutral = int(np.abs(chroma.astype(np.int16) - 128).max()) <= 2
+                    grey_frames.append(frame.to_ndarray(format="gray"))
+                else:
+                    neutral = False
             if max_frames is not None and len(frames) >= max_frames:
                 break
     if not frames:
         raise UnreadableClipError(f"{path} holds no decodable video frames: check that the file is complete")
-    arr = np.stack(frames)
+    arr = np.stack(grey_frames if not gray and neutral else frames)
     return arr[..., None] if arr.ndim == 3 else arr
 
 

@@ -272,7 +272,7 @@ def prediction_grid(
     labels: bool = True,
     scores: PredictionScores | None = None,
     title: str | None = None,
-    scale: int = 1,
+    scale: int | None = None,
     return_boxes: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, dict[str, tuple[int, int, int, int]]]:
     """One picture: columns are time; row 0 the real clip (context | ground truth), rows 1..N context | sample k.
@@ -282,6 +282,9 @@ def prediction_grid(
     "context" and "predicted", and a caption under the grid gives the metrics (best of N, the copy-last
     baseline, the protocol). Arguments as :func:`prediction_gif_frames`.
 
+    ``scale`` (default: the smallest integer that makes a row as tall as its label, 1 for 64-px frames; 1 without
+    labels) upscales the frames by pixel repetition.
+
     Returns:
         uint8 ``(height, width, 3)``; without labels and scale 1 ``((N + 1) (H + 2b), (T_c + T_f) (W + 2b), 3)``.
         With ``return_boxes`` also a dict from each label's text to its box ``(y0, y1, x0, x1)``.
@@ -289,6 +292,11 @@ def prediction_grid(
     ctx, smp, tgt = _check(context, samples, target)
     n, t_f, h, w = smp.shape[0], smp.shape[1], ctx.shape[1], ctx.shape[2]
     t_c = ctx.shape[0]
+    if labels and scores is None and target is not None:
+        scores = prediction_scores(context, samples, target)
+    if scale is None:
+        label_lines = 3 if labels and scores is not None else 1
+        scale = max(1, math.ceil((label_lines * _line_height() - 2 * border) / h)) if labels else 1
     head = [_framed(f, _CONTEXT, h, w, border, scale) for f in ctx]
     rows = [head + [_framed(tgt[k] if tgt is not None and k < len(tgt) else None,
                             _TRUTH if tgt is not None and k < len(tgt) else _BLANK, h, w, border, scale)
@@ -298,8 +306,6 @@ def prediction_grid(
     if not labels:
         return (body, {}) if return_boxes else body
 
-    if scores is None and target is not None:
-        scores = prediction_scores(context, samples, target)
     panel_w, panel_h = w * scale + 2 * border, h * scale + 2 * border
     line_h = _line_height()
     row_names = ["ground truth"]
