@@ -29,7 +29,8 @@ _LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 _LIGHTNING_PREDICT_FLAGS = ("--config", "-c", "--model", "--data", "--trainer", "--ckpt_path", "--print_config",
                             "--seed_everything", "--return_predictions", "--optimizer", "--lr_scheduler")
 #: Lightning's known-harmless noise on every run: an advertisement and a deprecation inside Lightning itself.
-_QUIET_WARNINGS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",)
+_QUIET_WARNINGS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # torch 2.14 about Lightning 2.6's _pytree
+                   r"\s*``instantiate_classes`` was deprecated")  # jsonargparse 4.49+ about Lightning 2.6's cli.py
 
 
 class _DropLightningTips(logging.Filter):
@@ -133,7 +134,7 @@ def _lightning_cli(args: list[str]) -> None:
         logging.getLogger(name).addFilter(tips)
     with warnings.catch_warnings():
         for message in _QUIET_WARNINGS:
-            warnings.filterwarnings("ignore", message=message, category=FutureWarning)
+            warnings.filterwarnings("ignore", message=message)
         if args == sys.argv[1:]:  # the console script: LightningCLI warns that it got both args and sys.argv, but
             # they are the same, and sys.argv must stay whole (Lightning's DDP launcher re-runs it in each process)
             warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within")
