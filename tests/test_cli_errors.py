@@ -130,3 +130,19 @@ def test_console_script_errors_exit_nonzero_without_traceback(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.startswith("vpzoo: error: x.mp4 could not be read as a clip") and "Traceback" not in proc.stderr
+
+
+def test_missing_files_of_other_commands_are_sentences(folder, tmp_path, capsys):
+    args = ["add-checkpoint", str(folder), "--name", "x", "--dataset", "smmnist", "--metrics",
+            str(tmp_path / "nofile.json"), "--training-config", "c.yaml", "--steps", "1", "--hardware", "cpu",
+            "--time", "1 s"]
+    assert main(args) == 1
+    assert f"cannot use {tmp_path / 'nofile.json'}: no such file or directory; check the path" in one_line_error(capsys)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a usable GPU")
+def test_cuda_device_without_a_gpu_is_a_sentence(folder, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["predict", str(folder), "--device", "cuda"])
+    assert info.value.code == 2
+    assert "--device cuda: no CUDA GPU is usable here" in capsys.readouterr().err

@@ -255,6 +255,9 @@ def _predict(args: list[str]) -> int:
     from vpzoo.zoo.visualize import prediction_scores, write_prediction
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if opts.device == "auto" else opts.device
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {device}: no CUDA GPU is usable here (torch.cuda.is_available() is False); use "
+                     "--device cpu, or --device auto to take a GPU when there is one")
     model = vpzoo.load(opts.model, device=device, revision=opts.revision)
     n_ctx = model.n_past if opts.context is None else opts.context
     if n_ctx < model.n_past:
@@ -540,13 +543,16 @@ def _run(fn, args: list[str]) -> int:
 
     try:
         return fn(args)
-    except (ZooError, ValueError, TypeError, FileNotFoundError) as e:
+    except (ZooError, ValueError, TypeError) as e:
         print(f"vpzoo: error: {e}", file=sys.stderr)
         return 1
-    except OSError as e:  # a sentence instead of "[Errno 13] Permission denied: 'x'"
-        where = f" {e.filename}" if e.filename else ""
-        print(f"vpzoo: error: cannot use{where}: {e.strerror or e}; check the path and its permissions",
-              file=sys.stderr)
+    except OSError as e:
+        if e.errno is None or not e.strerror:  # vpzoo's own sentence, e.g. FileNotFoundError("x does not exist: ...")
+            print(f"vpzoo: error: {e}", file=sys.stderr)
+        else:  # a sentence instead of "[Errno 13] Permission denied: 'x'"
+            where = f" {e.filename}" if e.filename else ""
+            print(f"vpzoo: error: cannot use{where}: {e.strerror.lower()}; check the path and its permissions",
+                  file=sys.stderr)
         return 1
 
 
