@@ -136,3 +136,20 @@ def test_write_prediction_writes_labelled_files_and_plot(clip, tmp_path):
     assert (plot != 255).any(axis=-1).mean() > 0.02  # lines and text drawn, not an empty canvas
     with pytest.raises(ValueError, match="needs ground-truth frames"):
         write_prediction(tmp_path / "q.gif", context, samples, None, plot_path=tmp_path / "q.png")
+
+
+def test_predict_cli_plot(tmp_path, capsys):
+    from vpzoo.cli import main
+    from vpzoo.io import write_gif
+    from vpzoo.models import CopyLast
+
+    model = CopyLast(image_size=16, channels=1, n_past=2).save_pretrained(tmp_path / "copy")
+    write_gif(tmp_path / "clip.gif", torch.rand(6, 1, 16, 16, generator=torch.Generator().manual_seed(3)))
+    assert main(["predict", str(model), "--input", str(tmp_path / "clip.gif"), "--n-future", "3", "--num-samples",
+                 "1", "--out", str(tmp_path / "p.gif"), "--plot"]) == 0
+    assert f"and {tmp_path / 'p_metrics.png'}" in capsys.readouterr().out
+    assert Image.open(tmp_path / "p_metrics.png").size[0] > 600
+    with pytest.raises(SystemExit):  # all 6 frames are context: no ground truth to compare with
+        main(["predict", str(model), "--input", str(tmp_path / "clip.gif"), "--context", "6", "--plot",
+              "--out", str(tmp_path / "q.gif")])
+    assert "--plot compares the samples with the ground truth" in capsys.readouterr().err

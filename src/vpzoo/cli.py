@@ -40,6 +40,9 @@ class _DropLightningTips(logging.Filter):
         return not str(record.getMessage()).startswith("💡 Tip:")
 
 
+_TIPS_FILTER = _DropLightningTips()
+
+
 def _share_run_folder(loggers: list) -> None:
     """One run folder per run: CSVLogger and TensorBoardLogger with the same ``save_dir``/``name`` and no fixed
     version each pick "the next free version_N" on their own, so the second one lands in another folder than the
@@ -129,9 +132,8 @@ def _lightning_cli(args: list[str]) -> None:
             _share_run_folder(trainer.loggers)
             return trainer
 
-    tips = _DropLightningTips()
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
-        logging.getLogger(name).addFilter(tips)
+        logging.getLogger(name).addFilter(_TIPS_FILTER)  # once per logger: the same filter object
     with warnings.catch_warnings():
         for message in _QUIET_WARNINGS:
             warnings.filterwarnings("ignore", message=message)
