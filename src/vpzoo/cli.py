@@ -28,9 +28,12 @@ _LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 #: Arguments that make ``vpzoo predict`` Lightning's (a model on a data module) rather than the zoo's demo.
 _LIGHTNING_PREDICT_FLAGS = ("--config", "-c", "--model", "--data", "--trainer", "--ckpt_path", "--print_config",
                             "--seed_everything", "--return_predictions", "--optimizer", "--lr_scheduler")
-#: Lightning's known-harmless noise on every run: an advertisement and a deprecation inside Lightning itself.
+#: Known-harmless warnings printed on every run, from inside Lightning (messages, as regular expressions).
 _QUIET_WARNINGS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # torch 2.14 about Lightning 2.6's _pytree
-                   r"\s*``instantiate_classes`` was deprecated")  # jsonargparse 4.49+ about Lightning 2.6's cli.py
+                   r"\s*``instantiate_classes`` was deprecated",  # jsonargparse 4.49+ about Lightning 2.6's cli.py
+                   # under DDP, per logged metric; vpzoo's validation metrics are synchronised by torchmetrics and
+                   # logged by rank 0 only (VideoPredictionModel._log_evaluation)
+                   r"It is recommended to use `self\.log\('(val|test)/")
 
 
 class _DropLightningTips(logging.Filter):
