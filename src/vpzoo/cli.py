@@ -86,7 +86,7 @@ def _find_configs() -> tuple[Path | None, list[Path]]:
 
 
 def _missing_config_message(command: str) -> str:
-    folder, files = _find_configs()
+    _, files = _find_configs()
     text = (f"vpzoo {command} needs a config: vpzoo {command} --config CONFIG [--section.key value ...], "
             f"e.g. vpzoo {command} --config configs/svg_lp/smmnist.yaml --trainer.max_steps 200.")
     if files:
@@ -239,9 +239,8 @@ def _predict(args: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--out", default="pred.gif", help="output GIF (default pred.gif)")
     parser.add_argument("--grid", default=None, help="output PNG grid (default: --out with suffix .png)")
-    parser.add_argument("--plot", nargs="?", const="", default=None, metavar="PNG",
-                        help="also plot per-frame PSNR/SSIM of every sample against the ground truth (default "
-                        "file: --out with suffix _metrics.png)")
+    parser.add_argument("--plot", action="store_true", help="also plot per-frame PSNR/SSIM of every sample against "
+                        "the ground truth, into --out's name with _metrics.png (pred.gif: pred_metrics.png)")
     parser.add_argument("--fps", type=float, default=4.0, help="GIF frame rate")
     parser.add_argument("--device", default="auto", help="'auto' (CUDA if available), 'cpu', 'cuda:0', ...")
     parser.add_argument("--revision", default=None, help="revision of an hf:// reference")
@@ -294,11 +293,11 @@ def _predict(args: list[str]) -> int:
     samples = pred[0].cpu()
     scores = prediction_scores(context, samples, target, model.metric_protocol) if len(target) else None
     plot = None
-    if opts.plot is not None:
+    if opts.plot:
         if scores is None:
             parser.error(f"--plot compares the samples with the ground truth, but {source} has no frames after the "
                          f"{n_ctx} context frames: pass a longer clip")
-        plot = opts.plot or str(Path(opts.out).with_name(Path(opts.out).stem + "_metrics.png"))
+        plot = str(Path(opts.out).with_name(Path(opts.out).stem + "_metrics.png"))
     title = (f"{opts.model}: {n_ctx} context frames of {source} -> {opts.num_samples} sample(s) of {opts.n_future} "
              f"frames (seed {opts.seed})")
     gif, png = write_prediction(opts.out, context, samples, target if len(target) else None, png_path=opts.grid,
