@@ -9,9 +9,10 @@ frame, dark grey = not available (no ground truth that far). Text uses Pillow's 
 
 from __future__ import annotations
 
+import functools
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,6 @@ class PredictionScores:
     copy_last_ssim: np.ndarray
     protocol: str
     first_frame: int  # 1-based index (in the whole clip) of the first predicted frame
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def best(self, metric: str) -> tuple[int, float]:
         """Index of the best sample by the mean over frames of ``metric`` and that mean (best of N per sequence,
@@ -99,6 +99,7 @@ def _caption(scores: PredictionScores | None, num_samples: int, title: str | Non
 
 
 # ------------------------------------------------------------------------------------------------ text
+@functools.lru_cache(maxsize=8)
 def _font(size: int = FONT_SIZE):
     from PIL import ImageFont
 
