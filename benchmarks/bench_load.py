@@ -228,7 +228,7 @@ def run(args: argparse.Namespace, tmp: Path, env: dict) -> None:
         print(f"{'cli: ' + label + ' (process)':<55} {c['median']:>9.3f} {c['min']:>9.3f}   imported: "
               f"{', '.join(c['imported']) or 'none of lightning, torchmetrics, torch'}")
     warm_rows = [
-        ("warm: first vpzoo.load(name) in a process", [warm["first_in_process_s"]]),
+        ("warm: first vpzoo.load(name) in a process (+imports)", [warm["first_in_process_s"]]),
         ("warm: repeat vpzoo.load(name)", warm["repeat_s"]),
         ("warm: repeat vpzoo.load(folder)", warm["folder_repeat_s"]),
     ]
