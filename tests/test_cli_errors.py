@@ -146,3 +146,11 @@ def test_cuda_device_without_a_gpu_is_a_sentence(folder, capsys):
         main(["predict", str(folder), "--device", "cuda"])
     assert info.value.code == 2
     assert "--device cuda: no CUDA GPU is usable here" in capsys.readouterr().err
+
+
+def test_fit_with_a_missing_config_file_says_so_before_lightning(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "--config", "configs/svg_lp/smnist.yaml", "--trainer.max_steps", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vpzoo: error: the config file configs/svg_lp/smnist.yaml does not exist. vpzoo fit needs")
+    assert "configs/svg_lp/smmnist.yaml" in err and "usage:" not in err

@@ -76,6 +76,20 @@ def _config_missing(args: list[str]) -> bool:
                    for a in args)
 
 
+def _config_files(args: list[str]) -> list[str]:
+    """The YAML/JSON file names given with ``--config``/``-c`` (inline YAML strings are left to Lightning)."""
+    files = []
+    for i, arg in enumerate(args):
+        value = None
+        if arg in ("--config", "-c") and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(("--config=", "-c=")):
+            value = arg.split("=", 1)[1]
+        if value is not None and value.lower().endswith((".yaml", ".yml", ".json")):
+            files.append(value)
+    return files
+
+
 def _find_configs() -> tuple[Path | None, list[Path]]:
     """The configs folder (``./configs`` or the source checkout's) and the YAML files in it."""
     for folder in (Path.cwd() / "configs", Path(__file__).resolve().parents[2] / "configs"):
@@ -532,6 +546,11 @@ def main(argv: list[str] | None = None) -> int:
     if command in _LIGHTNING_COMMANDS:
         if _config_missing(rest):
             print(f"vpzoo: error: {_missing_config_message(command)}", file=sys.stderr)
+            return 2
+        absent = [c for c in _config_files(rest) if not Path(c).is_file()]
+        if absent:  # before Lightning's import and its parser's usage dump
+            print(f"vpzoo: error: the config file {absent[0]} does not exist. {_missing_config_message(command)}",
+                  file=sys.stderr)
             return 2
         _lightning_cli([command, *rest])
         return 0
