@@ -231,7 +231,7 @@ def _predict(args: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="vpzoo predict",
         description="Predict the future of a clip with a pretrained model and write a GIF and a PNG grid of "
-        "context | ground truth | samples.",
+        "context | ground truth | samples, labelled, with PSNR/SSIM against the ground truth in the caption.",
         epilog="Lightning's predict command (a model on a data module's predict set) is `vpzoo predict --config "
         "CONFIG [--key value ...]`; `vpzoo predict --config CONFIG --help` lists its options.",
     )
