@@ -6,7 +6,7 @@ import difflib
 import fnmatch
 from typing import Any, Callable, TypeVar
 
-__all__ = ["register_model", "list_models", "get_model_class", "create_model", "suggest"]
+__all__ = ["register_model", "list_models", "declared_models", "get_model_class", "create_model", "suggest"]
 
 _MODELS: dict[str, type] = {}
 T = TypeVar("T", bound=type)
