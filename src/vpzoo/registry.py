@@ -42,10 +42,20 @@ def declared_models() -> list[str]:
     package = Path(__file__).resolve().parent / "models"
     modules = []
     for node in ast.walk(ast.parse((package / "__init__.py").read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("vpzoo.models."):
-            modules.append(node.module.rsplit(".", 1)[1])
+        if isinstance(node, ast.ImportFrom):  # from vpzoo.models.svg import ..., from .svg import ...,
+            module = node.module or ""  # from vpzoo.models import svg, from . import svg
+            if node.level == 1 and not module or module == "vpzoo.models":
+                modules += [alias.name for alias in node.names]
+            elif node.level == 1:
+                modules.append(module.split(".")[0])
+            elif module.startswith("vpzoo.models."):
+                modules.append(module.split(".")[2])
+        elif isinstance(node, ast.Import):  # import vpzoo.models.svg
+            modules += [a.name.split(".")[2] for a in node.names if a.name.startswith("vpzoo.models.")]
     names = []
     for module in dict.fromkeys(modules):
+        if not (package / f"{module}.py").is_file():  # a name imported from the package itself, not a module
+            continue
         tree = ast.parse((package / f"{module}.py").read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if not isinstance(node, ast.ClassDef):
