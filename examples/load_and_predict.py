@@ -8,7 +8,8 @@ The clip may be any video PyAV decodes (``.mp4``, ``.avi``, ...), a ``.gif`` or 
 have the model's size (nothing is resized). The first ``n_past`` frames are the context; frames after them, if any,
 are shown as ground truth. Without ``--input`` a synthetic clip (a bouncing square) is used.
 
-Writes ``pred.gif`` (context | ground truth | samples, animated) and ``pred.png`` (the same as a grid).
+Writes ``pred.gif`` (context | ground truth | samples, animated) and ``pred.png`` (the same as a grid), both
+labelled, with the PSNR/SSIM of the samples against the ground truth in the caption.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def main() -> None:
 
     samples = model.predict(context, n_future=args.n_future, num_samples=args.num_samples, seed=args.seed)
     print(f"predicted samples: {tuple(samples.shape)}  (batch, samples, frames, channels, height, width)")
-    gif, png = write_prediction(args.out, context, samples[0], truth if len(truth) else None)
+    gif, png = write_prediction(args.out, context, samples[0], truth if len(truth) else None,
+                                protocol=model.metric_protocol, title=f"{args.checkpoint}: seed {args.seed}")
     print(f"wrote {gif} and {png}")
 
 

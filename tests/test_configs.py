@@ -52,6 +52,10 @@ def test_svg_fp_smmnist_config_trains_and_keeps_best_validation_checkpoints(tmp_
     checkpoints = {p.name: p for p in (tmp_path / "runs/svg_fp_smmnist").rglob("*.ckpt")}
     assert "last.ckpt" in checkpoints
     assert {"best-2.ckpt", "best-4.ckpt"} <= set(checkpoints), sorted(checkpoints)
-    state = torch.load(checkpoints["best-4.ckpt"], map_location="cpu", weights_only=False)
+    # best-k checkpoints hold the weights only; last.ckpt holds the optimiser and the callbacks' state for resuming
+    assert "optimizer_states" not in torch.load(checkpoints["best-4.ckpt"], map_location="cpu", weights_only=True)
+    state = torch.load(checkpoints["last.ckpt"], map_location="cpu", weights_only=True)
+    assert state["optimizer_states"]
     best = [v for k, v in state["callbacks"].items() if "val/ssim" in k]
-    assert len(best) == 1 and 0 < float(best[0]["current_score"]) <= 1
+    assert len(best) == 1 and 0 < float(best[0]["best_model_score"]) <= 1
+    assert {Path(p).name for p in best[0]["best_k_models"]} == {"best-2.ckpt", "best-4.ckpt"}

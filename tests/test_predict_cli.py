@@ -52,11 +52,15 @@ def test_predict_a_gif_clip_writes_gif_and_grid(folder, clip, tmp_path, capsys):
     assert "3 context frames of" in out and "2 sample(s) of 4 frames (seed 0)" in out
     assert "vs ground truth (4 frames, best of 2" in out  # 8 frames = 3 context + 5 ground truth (4 used)
     gif = read_video(tmp_path / "pred.gif")
-    assert gif.shape == (7, 68, 3 * 68, 3)  # 3 context + 4 predicted frames; truth + 2 samples, 2-px borders
+    # 3 context + 4 predicted frames; truth + 2 samples side by side, 64-px frames shown at 2x with 2-px borders,
+    # a line of panel names above them
+    top = 17  # the panel-name line (vpzoo.zoo.visualize's 13-px font)
+    assert gif.shape[:2] == (7, top + 132 + 17 * 5 + 4) and gif.shape[2] >= 3 * 132
     # panel 0 shows the real clip: context frames, then ground truth (blue border), samples in red
-    np.testing.assert_allclose(gif[5, 2:66, 2:66, 0] / 255, clip[5, 0].numpy(), atol=2 / 255)
-    assert tuple(gif[5, 0, 0]) == (40, 90, 220) and tuple(gif[5, 0, 68]) == (210, 40, 40)
-    assert Image.open(tmp_path / "pred.png").size == (7 * 68, 3 * 68)
+    np.testing.assert_allclose(gif[5, top + 2:top + 130:2, 2:130:2, 0] / 255, clip[5, 0].numpy(), atol=2 / 255)
+    assert tuple(gif[5, top, 0]) == (40, 90, 220) and tuple(gif[5, top, 132]) == (210, 40, 40)
+    grid = Image.open(tmp_path / "pred.png")
+    assert grid.size[0] > 7 * 68 and grid.size[1] > 3 * 68  # labels beside and above the frames, a caption below
     # the same seed gives the same GIF
     assert main(["predict", str(folder), "--input", str(tmp_path / "clip.gif"), "--n-future", "4",
                  "--num-samples", "2", "--out", str(tmp_path / "again.gif"), "--device", "cpu"]) == 0
@@ -72,8 +76,9 @@ def test_predict_mp4_and_npy_without_ground_truth(folder, clip, tmp_path, capsys
                      str(tmp_path / f"{name}-grid.png")]) == 0
         assert "vs ground truth" not in capsys.readouterr().out
         # Pillow merges identical consecutive GIF frames (an untrained model's flat predictions), so check the grid
-        assert read_video(tmp_path / f"{name}.gif").shape[1:] == (68, 2 * 68, 3)
-        assert Image.open(tmp_path / f"{name}-grid.png").size == (5 * 68, 2 * 68)  # 3 context + 2 predicted
+        assert read_video(tmp_path / f"{name}.gif").shape[2] >= 2 * 132
+        width, height = Image.open(tmp_path / f"{name}-grid.png").size  # 3 context + 2 predicted, 2 rows + labels
+        assert 5 * 68 < width and 2 * 68 < height < 3 * 68 + 100
 
 
 def test_predict_without_input_uses_the_smmnist_test_set(folder, tmp_path, capsys):

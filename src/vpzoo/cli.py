@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import warnings
@@ -25,6 +26,98 @@ from pathlib import Path
 __all__ = ["main"]
 
 _LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+#: Arguments that make ``vpzoo predict`` Lightning's (a model on a data module) rather than the zoo's demo.
+_LIGHTNING_PREDICT_FLAGS = ("--config", "-c", "--model", "--data", "--trainer", "--ckpt_path", "--print_config",
+                            "--seed_everything", "--return_predictions", "--optimizer", "--lr_scheduler")
+#: Known-harmless warnings printed on every run, from inside Lightning (messages, as regular expressions).
+_QUIET_WARNINGS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # torch 2.14 about Lightning 2.6's _pytree
+                   r"\s*``instantiate_classes`` was deprecated",  # jsonargparse 4.49+ about Lightning 2.6's cli.py
+                   # under DDP, per logged metric; vpzoo's validation metrics are synchronised by torchmetrics and
+                   # logged by rank 0 only (VideoPredictionModel._log_evaluation)
+                   r"It is recommended to use `self\.log\('(val|test)/")
+
+
+class _DropLightningTips(logging.Filter):
+    """Drops Lightning's "💡 Tip: ... try installing litlogger/litmodels" advertisements."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith("💡 Tip:")
+
+
+_TIPS_FILTER = _DropLightningTips()
+
+
+def _share_run_folder(loggers: list) -> None:
+    """One run folder per run: CSVLogger and TensorBoardLogger with the same ``save_dir``/``name`` and no fixed
+    version each pick "the next free version_N" on their own, so the second one lands in another folder than the
+    first (which also holds config.yaml and the checkpoints). Give them the first one's version."""
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    folder_loggers = [lg for lg in loggers if isinstance(lg, (CSVLogger, TensorBoardLogger))]
+    if len(folder_loggers) < 2:
+        return
+    first = folder_loggers[0]
+    for other in folder_loggers[1:]:
+        if other._version is None and Path(other.root_dir).resolve() == Path(first.root_dir).resolve():
+            other._version = first.version
+
+
+def _is_lightning_predict(args: list[str]) -> bool:
+    """``vpzoo predict`` with Lightning's arguments (``--config``, ``--model...``, ...) is Lightning's command."""
+    for arg in args:
+        name = arg.split("=", 1)[0]
+        if name in _LIGHTNING_PREDICT_FLAGS or name.split(".", 1)[0] in _LIGHTNING_PREDICT_FLAGS:
+            return True
+    return False
+
+
+def _config_missing(args: list[str]) -> bool:
+    """True when a Lightning command got neither a config nor a model (nor asked for help)."""
+    return not any(a in ("-h", "--help", "-c") or a.startswith(("--config", "--model", "--print_config", "-c="))
+                   for a in args)
+
+
+def _config_files(args: list[str]) -> list[str]:
+    """The YAML/JSON file names given with ``--config``/``-c`` (inline YAML strings are left to Lightning)."""
+    files = []
+    for i, arg in enumerate(args):
+        value = None
+        if arg in ("--config", "-c") and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(("--config=", "-c=")):
+            value = arg.split("=", 1)[1]
+        if value is not None and value.lower().endswith((".yaml", ".yml", ".json")):
+            files.append(value)
+    return files
+
+
+def _find_configs() -> tuple[Path | None, list[Path]]:
+    """The configs folder (``./configs`` or the source checkout's) and the YAML files in it."""
+    for folder in (Path.cwd() / "configs", Path(__file__).resolve().parents[2] / "configs"):
+        files = sorted(folder.glob("*/*.yaml"))
+        if files:
+            return folder, files
+    return None, []
+
+
+def _missing_config_message(command: str) -> str:
+    _, files = _find_configs()
+    text = (f"vpzoo {command} needs a config: vpzoo {command} --config CONFIG [--section.key value ...], "
+            f"e.g. vpzoo {command} --config configs/svg_lp/smmnist.yaml --trainer.max_steps 200.")
+    if files:
+        def shown(f: Path) -> str:
+            try:
+                return str(f.relative_to(Path.cwd()))
+            except ValueError:
+                return str(f)
+        text += f"\nconfigs ({len(files)}, one per model and dataset):\n" + "\n".join(f"  {shown(f)}" for f in files)
+    else:
+        text += ("\nThe configs (configs/<model>/<dataset>.yaml) ship with vpzoo's source repository, not with the "
+                 "installed package: pass the path of one.")
+    if command == "predict":
+        text += ("\nTo predict with a pretrained checkpoint instead: vpzoo predict NAME_OR_PATH (vpzoo list "
+                 "--checkpoints).")
+    return text
 
 
 def check_resume_checkpoint(ckpt_path: object) -> None:
@@ -105,6 +198,7 @@ def _lightning_cli(args: list[str]) -> None:
 
         def instantiate_trainer(self, **kwargs):  # noqa: ANN003, ANN201 (Lightning's signature)
             trainer = super().instantiate_trainer(**kwargs)
+            _share_run_folder(trainer.loggers)
             if self.config.get("subcommand") == "fit":
                 trainer.callbacks.append(_CheckpointOnSigterm())
             return trainer
@@ -135,7 +229,11 @@ def _run_lightning_cli(cli_class: type, args: list[str]) -> None:
 
     from vpzoo.models import VideoPredictionModel
 
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).addFilter(_TIPS_FILTER)  # once per logger: the same filter object
     with warnings.catch_warnings():
+        for message in _QUIET_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
         if args == sys.argv[1:]:  # the console script: LightningCLI warns that it got both args and sys.argv, but
             # they are the same, and sys.argv must stay whole (Lightning's DDP launcher re-runs it in each process)
             warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within")
@@ -213,14 +311,20 @@ def _predict(args: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="vpzoo predict",
         description="Predict the future of a clip with a pretrained model and write a GIF and a PNG grid of "
-        "context | ground truth | samples.",
+        "context | ground truth | samples, labelled, with PSNR/SSIM against the ground truth in the caption.",
         epilog="Lightning's predict command (a model on a data module's predict set) is `vpzoo predict --config "
         "CONFIG [--key value ...]`; `vpzoo predict --config CONFIG --help` lists its options.",
     )
-    parser.add_argument("model", metavar="NAME_OR_PATH",
+    parser.add_argument("model", metavar="NAME_OR_PATH", nargs="?",
                         help="checkpoint name, zoo folder, .safetensors/.ckpt file, or hf://owner/repo[@revision]")
-    parser.add_argument("--input", "-i", help="clip (.gif, .mp4 and other videos, .npy); default: a clip of the "
-                        "checkpoint's benchmark test set (embedded SM-MNIST for 1x64x64 models)")
+    parser.add_argument("--input", "-i", help="clip (.gif, .npy, or a video FFmpeg decodes: .mp4, .avi, .mov, .mkv, "
+                        ".webm); default: a clip of the checkpoint's benchmark test set (embedded SM-MNIST for "
+                        "1x64x64 models)")
+    colour = parser.add_mutually_exclusive_group()
+    colour.add_argument("--grayscale", action="store_true", help="convert a colour --input to one channel (ITU-R "
+                        "601 luma) for a 1-channel model; without it a colour clip is refused")
+    colour.add_argument("--rgb", action="store_true", help="repeat a 1-channel --input to 3 channels for an RGB "
+                        "model; without it a grey clip is refused")
     parser.add_argument("--clip-index", type=int, default=0, help="test clip used without --input")
     parser.add_argument("--context", type=int, default=None, help="context frames taken from the clip "
                         "(default: the model's n_past); the frames after them are the ground truth")
@@ -231,20 +335,29 @@ def _predict(args: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--out", default="pred.gif", help="output GIF (default pred.gif)")
     parser.add_argument("--grid", default=None, help="output PNG grid (default: --out with suffix .png)")
+    parser.add_argument("--plot", action="store_true", help="also plot per-frame PSNR/SSIM of every sample against "
+                        "the ground truth, into --out's name with _metrics.png (pred.gif: pred_metrics.png)")
     parser.add_argument("--fps", type=float, default=4.0, help="GIF frame rate")
     parser.add_argument("--device", default="auto", help="'auto' (CUDA if available), 'cpu', 'cuda:0', ...")
     parser.add_argument("--revision", default=None, help="revision of an hf:// reference")
     opts = parser.parse_args(args)
+    if opts.model is None:
+        parser.error(_missing_checkpoint_message())
     if Path(opts.out).suffix.lower() != ".gif":
         parser.error(f"--out must end with .gif, got {opts.out!r}")
+    for name, value in (("--n-future", opts.n_future), ("--num-samples", opts.num_samples), ("--fps", opts.fps)):
+        if value <= 0:
+            parser.error(f"{name} must be positive, got {value}")
 
     import torch
 
     import vpzoo
-    from vpzoo.metrics import SampleAggregatedMetric
-    from vpzoo.zoo.visualize import write_prediction
+    from vpzoo.zoo.visualize import prediction_scores, write_prediction
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if opts.device == "auto" else opts.device
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error(f"--device {device}: no CUDA GPU is usable here (torch.cuda.is_available() is False); use "
+                     "--device cpu, or --device auto to take a GPU when there is one")
     model = vpzoo.load(opts.model, device=device, revision=opts.revision)
     if opts.fps_factor < 1:
         parser.error(f"--fps-factor must be an integer >= 1, got {opts.fps_factor}")
@@ -257,10 +370,12 @@ def _predict(args: list[str]) -> int:
     if opts.input is not None:
         from vpzoo.io import read_video, to_video_tensor
 
-        gray = {1: True, 3: False}.get(model.channels)
-        clip = to_video_tensor(read_video(opts.input, grayscale=gray, max_frames=n_ctx + opts.n_future))
+        clip = to_video_tensor(_read_input(opts, model, read_video, n_ctx + opts.n_future))
         source = opts.input
     else:
+        if opts.grayscale or opts.rgb:
+            parser.error("--grayscale and --rgb convert an --input clip; without --input the clip comes from the "
+                         "model's benchmark test set, which already has its channels")
         bench = _demo_benchmark(opts.model, model)
         if bench is None:
             parser.error(f"without --input the clip comes from a benchmark test set (SM-MNIST: 1x64x64 frames), but "
@@ -272,7 +387,8 @@ def _predict(args: list[str]) -> int:
         clip = data.test_set[opts.clip_index]
         source = f"{bench.name} test clip {opts.clip_index}"
     if clip.shape[0] < n_ctx:
-        parser.error(f"{source} has {clip.shape[0]} frames, fewer than the {n_ctx} context frames needed")
+        parser.error(f"{source} has {clip.shape[0]} frames, fewer than the {n_ctx} context frames needed: pass a "
+                     f"longer clip or a smaller --context (at least n_past={model.n_past})")
     context, target = clip[:n_ctx], clip[n_ctx:n_ctx + opts.n_future]
     k_fps = opts.fps_factor
     if k_fps == 1:
@@ -282,22 +398,70 @@ def _predict(args: list[str]) -> int:
         times = [i / k_fps for i in range(1, opts.n_future * k_fps + 1)]
         shown = model.predict(context, len(times), num_samples=opts.num_samples, seed=opts.seed, times=times)
         pred = shown[:, :, k_fps - 1::k_fps]
-    gif, png = write_prediction(opts.out, context, shown[0], target if len(target) and k_fps == 1 else None,
-                                png_path=opts.grid, fps=opts.fps)
+    samples = pred[0].cpu()
+    scores = prediction_scores(context, samples, target, model.metric_protocol) if len(target) else None
+    plot = None
+    if opts.plot:
+        if k_fps > 1:
+            parser.error("--plot draws the metrics of whole frames; leave out --fps-factor to use it")
+        if scores is None:
+            parser.error(f"--plot compares the samples with the ground truth, but {source} has no frames after the "
+                         f"{n_ctx} context frames: pass a longer clip")
+        plot = str(Path(opts.out).with_name(Path(opts.out).stem + "_metrics.png"))
     rate = f" at {k_fps}x the frame rate ({shown.shape[2]} frames)" if k_fps > 1 else ""
+    title = (f"{opts.model}: {n_ctx} context frames of {source} -> {opts.num_samples} sample(s) of {opts.n_future} "
+             f"frames{rate} (seed {opts.seed})")
+    gif, png = write_prediction(opts.out, context, shown[0].cpu(), target if len(target) and k_fps == 1 else None,
+                                png_path=opts.grid, fps=opts.fps, scores=scores if k_fps == 1 else None, title=title,
+                                plot_path=plot)
     print(f"{opts.model} ({type(model).__name__}, {model.device}): {n_ctx} context frames of {source} -> "
           f"{opts.num_samples} sample(s) of {opts.n_future} frames{rate} (seed {opts.seed})")
-    if len(target):
-        k = len(target)
-        scores = []
-        for name in ("psnr", "ssim"):
-            metric = SampleAggregatedMetric(name, "best", protocol=model.metric_protocol)
-            metric.update(pred[:, :, :k].cpu(), target[None])
-            scores.append(f"{name.upper()} {metric.compute()['mean'].item():.4g}")
+    if scores is not None:
+        k = scores.psnr.shape[1]
         print(f"vs ground truth ({k} frames, best of {opts.num_samples}, protocol {model.metric_protocol!r}): "
-              + ", ".join(scores))
-    print(f"wrote {gif} and {png}")
+              f"PSNR {scores.best('psnr')[1]:.4g}, SSIM {scores.best('ssim')[1]:.4g} (copy-last: PSNR "
+              f"{scores.copy_last_psnr.mean():.4g}, SSIM {scores.copy_last_ssim.mean():.4g})")
+    print(f"wrote {gif} and {png}" + (f" and {plot}" if plot else ""))
     return 0
+
+
+def _missing_checkpoint_message() -> str:
+    try:
+        from vpzoo.zoo import list_checkpoints
+
+        names = list_checkpoints()
+    except (ValueError, OSError) as e:  # a broken registry must not hide the usage
+        names, broken = [], f" (checkpoints registry unreadable: {e})"
+    else:
+        broken = ""
+    known = (f"registered checkpoints: {', '.join(names)}" if names else "no checkpoint is registered yet") + broken
+    return (f"vpzoo predict needs a model: vpzoo predict NAME_OR_PATH [--input CLIP] [--out pred.gif], where "
+            f"NAME_OR_PATH is a registered checkpoint name, a zoo folder, a .safetensors/.ckpt file or "
+            f"hf://owner/repo; {known}. Lightning's predict on a data module is vpzoo predict --config CONFIG.")
+
+
+def _read_input(opts: argparse.Namespace, model, read_video, max_frames: int):  # noqa: ANN001, ANN202
+    """The ``--input`` clip as uint8 ``(T, H, W, C)`` with the model's channel count: a clip whose channels differ is
+    refused unless ``--grayscale``/``--rgb`` asks for the conversion."""
+    want = model.channels
+    if opts.grayscale and want != 1:
+        raise ValueError(f"--grayscale converts the clip to 1 channel, but {opts.model} expects {want} channels per "
+                         "frame: drop --grayscale")
+    if opts.rgb and want != 3:
+        raise ValueError(f"--rgb converts the clip to 3 channels, but {opts.model} expects {want} channel(s) per "
+                         "frame: drop --rgb")
+    grayscale = True if opts.grayscale else False if opts.rgb else None  # None: as stored (grey if all equal)
+    frames = read_video(opts.input, grayscale=grayscale, max_frames=max_frames)
+    have = frames.shape[-1]
+    if have != want:
+        kind = {1: "grey (1 channel)", 3: "colour (3 channels)"}
+        flag = {1: "--grayscale", 3: "--rgb"}.get(want)
+        fix = (f"pass {flag} to convert it" if flag else "convert it yourself") + (
+            " (ITU-R 601 luma)" if want == 1 else " (the grey channel repeated)" if want == 3 else "")
+        raise ValueError(f"{opts.input} is {kind.get(have, f'{have} channels')} but {opts.model} expects "
+                         f"{kind.get(want, f'{want} channels')} frames: {fix}, or use a model trained on "
+                         f"{have}-channel frames")
+    return frames
 
 
 def _demo_benchmark(reference: str, model):
@@ -475,9 +639,17 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     command, rest = args[0], args[1:]
-    if command == "predict" and rest and (not rest[0].startswith("-") or rest[0] in ("-h", "--help")):
+    if command == "predict" and not _is_lightning_predict(rest):
         return _run(_predict, rest)
     if command in _LIGHTNING_COMMANDS:
+        if _config_missing(rest):
+            print(f"vpzoo: error: {_missing_config_message(command)}", file=sys.stderr)
+            return 2
+        absent = [c for c in _config_files(rest) if not Path(c).is_file()]
+        if absent:  # before Lightning's import and its parser's usage dump
+            print(f"vpzoo: error: the config file {absent[0]} does not exist. {_missing_config_message(command)}",
+                  file=sys.stderr)
+            return 2
         from vpzoo.zoo.errors import ZooError
 
         try:
@@ -498,8 +670,16 @@ def _run(fn, args: list[str]) -> int:
 
     try:
         return fn(args)
-    except (ZooError, ValueError, FileNotFoundError) as e:
+    except (ZooError, ValueError, TypeError) as e:
         print(f"vpzoo: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        if e.errno is None or not e.strerror:  # vpzoo's own sentence, e.g. FileNotFoundError("x does not exist: ...")
+            print(f"vpzoo: error: {e}", file=sys.stderr)
+        else:  # a sentence instead of "[Errno 13] Permission denied: 'x'"
+            where = f" {e.filename}" if e.filename else ""
+            print(f"vpzoo: error: cannot use{where}: {e.strerror.lower()}; check the path and its permissions",
+                  file=sys.stderr)
         return 1
 
 

@@ -14,9 +14,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["read_video", "write_video", "write_gif", "to_video_tensor", "to_uint8_frames", "VIDEO_SUFFIXES"]
+__all__ = ["read_video", "write_video", "write_gif", "to_video_tensor", "to_uint8_frames", "VIDEO_SUFFIXES",
+           "SUPPORTED_FORMATS", "UnreadableClipError"]
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".npy")
+#: What :func:`read_video` reads, in words (for error messages).
+SUPPORTED_FORMATS = ("animated .gif, .npy arrays (T, H, W) or (T, H, W, C) with C 1 or 3, and videos FFmpeg "
+                     "decodes (.mp4, .avi, .mov, .mkv, .webm, ...)")
+
+
+class UnreadableClipError(ValueError):
+    """A file that is not a clip :func:`read_video` can decode (corrupt, truncated, or another format)."""
 
 
 def read_video(path: str | os.PathLike, grayscale: bool | None = None, max_frames: int | None = None) -> np.ndarray:
@@ -26,19 +34,32 @@ def read_video(path: str | os.PathLike, grayscale: bool | None = None, max_frame
         path: ``.gif`` (Pillow), ``.npy`` (``(T, H, W)``, ``(T, H, W, C)`` uint8 or float in [0, 1]) or any
             container PyAV decodes (``.mp4``, ``.avi``, ...).
         grayscale: ``True`` → one channel (ITU-R 601 luma), ``False`` → RGB, ``None`` → one channel for
-            grayscale sources (GIF/npy with equal channels or 2-d frames, PyAV ``gray`` formats), RGB otherwise.
+            grayscale sources (GIF/npy with equal channels or 2-d frames, PyAV ``gray`` formats, YUV videos whose
+            chroma is neutral everywhere), RGB otherwise.
         max_frames: stop after this many frames.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no such clip: {path}")
+        what = "is a folder, not a clip" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(f"{path} {what}: pass a clip file ({SUPPORTED_FORMATS})")
     suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            frames = _read_npy(path)
+        elif suffix == ".gif":
+            frames = _read_gif(path, max_frames)
+        else:
+            frames = _read_av(path, max_frames)
+    except UnreadableClipError:
+        raise
+    except Exception as e:  # decoders raise errno-style messages ("[Errno 1094995529] Invalid data found ...")
+        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        raise UnreadableClipError(
+            f"{path} could not be read as a clip ({reason.rstrip('.')}); vpzoo reads {SUPPORTED_FORMATS}: check that "
+            "the file is complete and in one of these formats"
+        ) from e
     if suffix == ".npy":
-        frames = _read_npy(path)
-    elif suffix == ".gif":
-        frames = _read_gif(path, max_frames)
-    else:
-        frames = _read_av(path, max_frames)
+        frames = to_uint8_frames(frames, what=str(path))
     if max_frames is not None:
         frames = frames[:max_frames]
     if frames.shape[0] == 0:
@@ -47,12 +68,13 @@ def read_video(path: str | os.PathLike, grayscale: bool | None = None, max_frame
 
 
 def _read_npy(path: Path) -> np.ndarray:
-    arr = np.load(path)
+    arr = np.load(path)  # allow_pickle=False: an object array is refused
     if arr.ndim == 3:
         arr = arr[..., None]
     if arr.ndim != 4 or arr.shape[-1] not in (1, 3):
-        raise ValueError(f"{path}: expected an array (T, H, W) or (T, H, W, C) with C in (1, 3), got {arr.shape}")
-    return to_uint8_frames(arr, what=str(path))
+        raise UnreadableClipError(f"{path}: expected an array (T, H, W) or (T, H, W, C) with C in (1, 3), got shape "
+                                  f"{arr.shape}: save the frames in one of these layouts")
+    return arr
 
 
 def _read_gif(path: Path, max_frames: int | None) -> np.ndarray:
@@ -70,17 +92,31 @@ def _read_gif(path: Path, max_frames: int | None) -> np.ndarray:
 def _read_av(path: Path, max_frames: int | None) -> np.ndarray:
     import av
 
-    frames = []
+    frames, grey_frames = [], []
+    # A YUV video whose chroma stays within 2 levels of neutral (128; lossy codecs drift by 1) holds a grey clip:
+    # read its luma (its rgb24 conversion would differ between channels by a few levels of rounding).
+    neutral = True
     with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise UnreadableClipError(f"{path} holds no video stream: pass a clip, not an audio or data file")
         stream = container.streams.video[0]
         gray = stream.codec_context.pix_fmt is not None and stream.codec_context.pix_fmt.startswith("gray")
         for frame in container.decode(stream):
-            frames.append(frame.to_ndarray(format="gray" if gray else "rgb24"))
+            if gray:
+                frames.append(frame.to_ndarray(format="gray"))
+            else:
+                frames.append(frame.to_ndarray(format="rgb24"))
+                if neutral and frame.format.name.startswith(("yuv", "yuvj")):
+                    chroma = frame.reformat(format="yuv444p").to_ndarray()[1:]
+                    neutral = int(np.abs(chroma.astype(np.int16) - 128).max()) <= 2
+                    grey_frames.append(frame.to_ndarray(format="gray"))
+                else:
+                    neutral = False
             if max_frames is not None and len(frames) >= max_frames:
                 break
     if not frames:
-        raise ValueError(f"{path} holds no decodable video frames")
-    arr = np.stack(frames)
+        raise UnreadableClipError(f"{path} holds no decodable video frames: check that the file is complete")
+    arr = np.stack(grey_frames if not gray and neutral else frames)
     return arr[..., None] if arr.ndim == 3 else arr
 
 

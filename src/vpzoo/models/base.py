@@ -246,6 +246,39 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
         if low < 0.0 or high > 1.0:  # a contract violation of the subclass, not a user error
             raise RuntimeError(f"{type(self).__name__}.sample_future returned values in [{low}, {high}], not [0, 1]")
 
+    def _reads_channels_last(self, shape: tuple[int, ...]) -> bool:
+        """Layout of a numpy clip ``(..., C, H, W)`` or ``(..., H, W, C)``, decided by which reading matches the
+        model's channel count and frame size (channels-first when both do). When neither does, the error names
+        both readings, so a clip of the wrong size is not blamed on its channels."""
+        if len(shape) not in (4, 5):
+            return False  # the rank error below says what is expected
+        size, c = self.image_size, self.channels
+        first = (shape[-3], shape[-2], shape[-1])  # (C, H, W)
+        last = (shape[-1], shape[-3], shape[-2])  # (H, W, C) read as (C, H, W)
+        if first == (c, size, size):
+            return False
+        if last == (c, size, size):
+            return True
+        lead = "(B, T, " if len(shape) == 5 else "(T, "
+        fixes_both = (f"resize the frames to {size}x{size}", f"convert the frames to {c} channel(s)")
+        fixes = [fix for fix, needed in zip(fixes_both, ((size, size) not in (first[1:], last[1:]),
+                                                          c not in (first[0], last[0]))) if needed]
+
+        def reading(name: str, layout: str, chw: tuple[int, int, int]) -> str:
+            problems = []
+            if chw[0] != c:
+                problems.append(f"{chw[0]} channel(s) instead of {c}")
+            if chw[1:] != (size, size):
+                problems.append(f"{chw[1]}x{chw[2]} frames instead of {size}x{size}")
+            return f"read {name} {lead}{layout}) it has " + " and ".join(problems)
+
+        raise ValueError(
+            f"{type(self).__name__} expects frames of {c} channel(s) and {size}x{size} pixels; the array of shape "
+            f"{tuple(shape)} fits neither layout: {reading('channels-first', 'C, H, W', first)}; "
+            f"{reading('channels-last', 'H, W, C', last)}. vpzoo never resizes or converts silently: "
+            + (" and ".join(fixes) if fixes else f"{fixes_both[0]} or {fixes_both[1]}") + " yourself"
+        )
+
     def prepare_frames(self, frames: Tensor | np.ndarray) -> Tensor:
         """Validate and convert user frames to ``(B, T, C, H, W)`` float32 in [0, 1] on the model's device."""
         if isinstance(frames, np.ndarray):
@@ -254,14 +287,8 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
                 or frames.dtype == np.bool_
             ):
                 raise TypeError(f"frames must be a numeric array, got dtype {frames.dtype}")
-            channels_last = (
-                frames.ndim in (4, 5)
-                and frames.shape[-1] == self.channels
-                and frames.shape[-3:-1] == (self.image_size, self.image_size)
-                and frames.shape[-3] != self.channels
-            )
             x = torch.from_numpy(np.ascontiguousarray(frames))
-            if channels_last:
+            if self._reads_channels_last(frames.shape):
                 x = x.movedim(-1, -3)
         elif isinstance(frames, Tensor):
             x = frames.detach()

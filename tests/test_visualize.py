@@ -1,0 +1,155 @@
+"""The pictures of `vpzoo predict`: every row, column and panel carries its label, the caption its metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from vpzoo.metrics import frame_metrics
+from vpzoo.zoo.visualize import (
+    prediction_gif_frames,
+    prediction_grid,
+    prediction_scores,
+    render_label,
+    write_prediction,
+)
+
+T_C, T_F, N = 3, 4, 2
+
+
+@pytest.fixture(scope="module")
+def clip():
+    g = torch.Generator().manual_seed(0)
+    context = torch.rand(T_C, 1, 16, 16, generator=g)
+    samples = torch.rand(N, T_F, 1, 16, 16, generator=g)
+    target = torch.rand(T_F, 1, 16, 16, generator=g)
+    return context, samples, target
+
+
+def assert_label(image: np.ndarray, boxes: dict, text: str, **render) -> None:
+    """The label's box holds exactly the rendering of its text, which is not blank and differs from another text's."""
+    y0, y1, x0, x1 = boxes[text]
+    crop = image[y0:y1, x0:x1]
+    expected = render_label(text, x1 - x0, y1 - y0, **render)
+    blank = render_label("", x1 - x0, y1 - y0)
+    assert np.array_equal(crop, expected), f"label {text!r} is not drawn where its box says"
+    assert (crop != blank).any(axis=-1).sum() > 10 * len(text.replace(" ", "").replace("\n", "")) // 2, text
+    assert not np.array_equal(expected, render_label(text + "x", x1 - x0, y1 - y0, **render))
+
+
+def test_scores_are_the_metrics_of_each_sample(clip):
+    context, samples, target = clip
+    scores = prediction_scores(context, samples, target, "svg")
+    direct = frame_metrics(samples, target[None].expand_as(samples), "svg")
+    np.testing.assert_allclose(scores.psnr, direct["psnr"].double().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(scores.ssim, direct["ssim"].double().numpy(), rtol=1e-6)
+    last = context[-1:][None].expand(1, T_F, 1, 16, 16)
+    np.testing.assert_allclose(scores.copy_last_psnr, frame_metrics(last, target[None], "svg")["psnr"][0].numpy(),
+                               rtol=1e-6)
+    k, best = scores.best("psnr")
+    assert best == pytest.approx(scores.psnr.mean(axis=1).max()) and k == int(scores.psnr.mean(axis=1).argmax())
+    assert scores.first_frame == T_C + 1
+    assert prediction_scores(context, samples, target[:0]) is None
+
+
+def test_grid_labels_rows_columns_and_caption(clip):
+    context, samples, target = clip
+    scores = prediction_scores(context, samples, target)
+    grid, boxes = prediction_grid(context, samples, target, scores=scores, title="my title", return_boxes=True)
+    for text in ["context", "predicted", "frame", "my title"] + [str(t) for t in range(1, T_C + T_F + 1)]:
+        assert_label(grid, boxes, text, **({"align": "center"} if text in ("context", "predicted") or
+                                           text.isdigit() else {}))
+    assert_label(grid, boxes, "ground truth")
+    best = scores.best("psnr")[0]
+    for i in range(N):
+        text = (f"sample {i + 1}" + (" (best PSNR)" if i == best else "") +
+                f"\nPSNR {scores.psnr[i].mean():.1f} dB\nSSIM {scores.ssim[i].mean():.3f}")
+        assert_label(grid, boxes, text)
+    caption = (f"vs ground truth ({T_F} frames, best of {N}, protocol 'standard'): PSNR "
+               f"{scores.best('psnr')[1]:.2f} dB, SSIM {scores.best('ssim')[1]:.3f}")
+    assert_label(grid, boxes, caption)
+    # rows are in order: the "sample 2" label lies below "sample 1", the column numbers left to right
+    ys = [boxes[t][0] for t in boxes if t.startswith(("ground truth", "sample"))]
+    assert ys == sorted(ys) and len(ys) == N + 1
+    xs = [boxes[str(t)][2] for t in range(1, T_C + T_F + 1)]
+    assert xs == sorted(xs) and len(set(xs)) == T_C + T_F
+    # rows are tall enough for their 3-line labels: 16-px frames are upscaled by pixel repetition
+    y0, y1, x0, x1 = boxes["ground truth"][0], boxes["ground truth"][1], boxes["1"][2], boxes["1"][3]
+    scale = (x1 - x0 - 4) // 16
+    assert scale > 1 and y1 - y0 == x1 - x0 == 16 * scale + 4
+    # the frames are there with their coloured borders: first context frame of the ground-truth row
+    frame = grid[y0 + 2:y0 + 2 + 16 * scale:scale, x0 + 2:x0 + 2 + 16 * scale:scale, 0]
+    np.testing.assert_allclose(frame / 255, context[0, 0].numpy(), atol=1 / 255)
+    assert tuple(grid[y0, x0]) == (40, 170, 40)
+    # 64-px frames are not scaled
+    big = prediction_grid(context.repeat(1, 1, 4, 4), samples.repeat(1, 1, 1, 4, 4), target.repeat(1, 1, 4, 4),
+                          return_boxes=True)[1]
+    assert big["1"][3] - big["1"][2] == 68
+
+
+def test_grid_without_ground_truth_says_so(clip):
+    context, samples, _ = clip
+    grid, boxes = prediction_grid(context, samples, None, return_boxes=True)
+    assert_label(grid, boxes, "no ground truth for the predicted frames: no metrics")
+    assert "sample 1" in boxes and "ground truth" in boxes
+
+
+def test_unlabelled_grid_and_gif_keep_the_bare_layout(clip):
+    context, samples, target = clip
+    assert prediction_grid(context, samples, target, labels=False).shape == ((N + 1) * 20, (T_C + T_F) * 20, 3)
+    assert prediction_gif_frames(context, samples, target, labels=False).shape == (T_C + T_F, 20, (N + 1) * 20, 3)
+
+
+def test_gif_frames_name_panels_and_frame(clip):
+    context, samples, target = clip
+    frames, boxes = prediction_gif_frames(context, samples, target, title="t", return_boxes=True)
+    assert frames.shape[0] == T_C + T_F
+    scale = 6  # 16-px frames are scaled to at least 96 px
+    panel = 16 * scale + 4
+    assert frames.shape[2] >= (N + 1) * panel
+    for t in (0, T_C + 1):
+        names = (["context"] + [f"sample {i + 1}" for i in range(N)] if t < T_C else
+                 ["ground truth"] + [f"sample {i + 1}" for i in range(N)])
+        for i, name in enumerate(names):
+            y0, y1, x0, x1 = boxes[t][f"panel {i}"]
+            assert np.array_equal(frames[t, y0:y1, x0:x1], render_label(name, x1 - x0, y1 - y0, align="center"))
+        what = "context (given to the model)" if t < T_C else "predicted"
+        assert_label(frames[t], boxes[t], f"frame {t + 1} of {T_C + T_F}: {what}")
+    # the predicted panel shows the sample, upscaled by pixel repetition
+    y0 = boxes[T_C][f"panel 1"][1]
+    shown = frames[T_C, y0 + 2:y0 + 2 + 16 * scale:scale, panel + 2:panel + 2 + 16 * scale:scale, 0]
+    np.testing.assert_allclose(shown / 255, samples[0, 0, 0].numpy(), atol=1 / 255)
+
+
+def test_write_prediction_writes_labelled_files_and_plot(clip, tmp_path):
+    context, samples, target = clip
+    gif, png = write_prediction(tmp_path / "p.gif", context, samples, target, protocol="svg",
+                                plot_path=tmp_path / "plot.png", title="title")
+    grid = np.asarray(Image.open(png).convert("RGB"))
+    expected = prediction_grid(context, samples, target, scores=prediction_scores(context, samples, target, "svg"),
+                               title="title")
+    assert np.array_equal(grid, expected)
+    plot = np.asarray(Image.open(tmp_path / "plot.png").convert("RGB"))
+    assert plot.shape[0] > 200 and plot.shape[1] > 600
+    assert (plot != 255).any(axis=-1).mean() > 0.02  # lines and text drawn, not an empty canvas
+    with pytest.raises(ValueError, match="needs ground-truth frames"):
+        write_prediction(tmp_path / "q.gif", context, samples, None, plot_path=tmp_path / "q.png")
+
+
+def test_predict_cli_plot(tmp_path, capsys):
+    from vpzoo.cli import main
+    from vpzoo.io import write_gif
+    from vpzoo.models import CopyLast
+
+    model = CopyLast(image_size=16, channels=1, n_past=2).save_pretrained(tmp_path / "copy")
+    write_gif(tmp_path / "clip.gif", torch.rand(6, 1, 16, 16, generator=torch.Generator().manual_seed(3)))
+    assert main(["predict", str(model), "--input", str(tmp_path / "clip.gif"), "--n-future", "3", "--num-samples",
+                 "1", "--out", str(tmp_path / "p.gif"), "--plot"]) == 0
+    assert f"and {tmp_path / 'p_metrics.png'}" in capsys.readouterr().out
+    assert Image.open(tmp_path / "p_metrics.png").size[0] > 600
+    with pytest.raises(SystemExit):  # all 6 frames are context: no ground truth to compare with
+        main(["predict", str(model), "--input", str(tmp_path / "clip.gif"), "--context", "6", "--plot",
+              "--out", str(tmp_path / "q.gif")])
+    assert "--plot compares the samples with the ground truth" in capsys.readouterr().err
