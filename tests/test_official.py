@@ -79,34 +79,44 @@ def _save(saved, path: Path, serialisation: str) -> Path:
 
 
 def _official_sampling(nets, context: torch.Tensor, n_future: int, num_samples: int, seed: int,
-                       last_frame_skip: bool) -> torch.Tensor:
-    """The official generate_svg_lp.py loop, in eval mode, with the noise vpzoo draws (same generator, same order)."""
+                       last_frame_skip: bool, batch_stats: bool = False) -> torch.Tensor:
+    """The official generate_svg_lp.py loop (one sample of all B clips at a time), with the noise vpzoo draws (same
+    generator, same order). ``batch_stats``: encoder/decoder in train mode, as that script runs them."""
     b, t_ctx = context.shape[:2]
-    rows = b * num_samples
     g = torch.Generator().manual_seed(seed)
-    eps_ctx = torch.randn((rows, t_ctx - 1, Z_DIM), generator=g)
-    x = context.repeat_interleave(num_samples, dim=0)
+    eps_ctx = torch.randn((b * num_samples, t_ctx - 1, Z_DIM), generator=g).view(b, num_samples, t_ctx - 1, Z_DIM)
+    eps_future = [torch.randn((b * num_samples, 1, Z_DIM), generator=g).view(b, num_samples, Z_DIM)
+                  for _ in range(n_future)]
     enc, dec, pred, post, prior = (nets[k] for k in ("encoder", "decoder", "frame_predictor", "posterior", "prior"))
-    for net in (pred, post, prior):
-        net.batch_size = rows
-        net.hidden = net.init_hidden()
-    out = []
+    norms = [m for net in (enc, dec) for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for m in norms:
+        m.train(batch_stats)
+        m.track_running_stats = not batch_stats
+    samples = []
     with torch.no_grad():
-        x_in = x[:, 0]
-        for i in range(1, t_ctx + n_future):
-            h, sk = enc(x_in)
-            if last_frame_skip or i < t_ctx:
-                skip = sk
-            if i < t_ctx:
-                z, _, _ = post(enc(x[:, i])[0], eps_ctx[:, i - 1])
-                prior(h, torch.zeros(rows, Z_DIM))
-                pred(torch.cat([h, z], 1))
-                x_in = x[:, i]
-            else:
-                z, _, _ = prior(h, torch.randn((rows, 1, Z_DIM), generator=g)[:, 0])
-                x_in = dec([pred(torch.cat([h, z], 1)), skip])
-                out.append(x_in)
-    return torch.stack(out, 1).view(b, num_samples, n_future, *context.shape[2:])
+        for s in range(num_samples):
+            for net in (pred, post, prior):
+                net.batch_size = b
+                net.hidden = net.init_hidden()
+            x_in, out = context[:, 0], []
+            for i in range(1, t_ctx + n_future):
+                h, sk = enc(x_in)
+                if last_frame_skip or i < t_ctx:
+                    skip = sk
+                if i < t_ctx:
+                    z, _, _ = post(enc(context[:, i])[0], eps_ctx[:, s, i - 1])
+                    prior(h, torch.zeros(b, Z_DIM))
+                    pred(torch.cat([h, z], 1))
+                    x_in = context[:, i]
+                else:
+                    z, _, _ = prior(h, eps_future[i - t_ctx][:, s])
+                    x_in = dec([pred(torch.cat([h, z], 1)), skip])
+                    out.append(x_in)
+            samples.append(torch.stack(out, 1))
+    for m in norms:
+        m.eval()
+        m.track_running_stats = True
+    return torch.stack(samples, 1)
 
 
 # ------------------------------------------------------------------------------------------------ conversion
@@ -126,9 +136,9 @@ def test_svg_file_converts_and_predicts_what_the_official_loop_predicts(authors,
     assert cfg.skip_frame == ("previous" if last_frame_skip else "penultimate")
     assert model.state_dict()["encoder.head.1.num_batches_tracked"].dtype == torch.long  # added: 0.3 lacked it
 
-    context = torch.rand(2, 3, cfg.channels, 64, 64, generator=torch.Generator().manual_seed(1))
-    ours = model.predict(context, n_future=3, num_samples=2, seed=5)
-    official = _official_sampling(saved, context, 3, 2, 5, last_frame_skip)
+    context = torch.rand(1, 3, cfg.channels, 64, 64, generator=torch.Generator().manual_seed(1))
+    ours = model.predict(context, n_future=2, num_samples=2, seed=5)
+    official = _official_sampling(saved, context, 2, 2, 5, last_frame_skip)
     torch.testing.assert_close(ours, official, rtol=1e-4, atol=2e-5)
     assert ours.std(dim=1).mean() > 1e-3  # the two samples differ: the noise really flows through the prior
 
@@ -166,3 +176,20 @@ def test_a_pickle_naming_an_unknown_global_is_refused_and_runs_nothing(authors, 
         with pytest.raises(UnsafePickleError, match=r"(posix|os)\.system"):
             read_official_file(path)
         assert not marker.exists()
+
+
+def test_batchnorm_batch_option_reproduces_the_official_train_mode_sampling(authors, tmp_path):
+    saved = _svg_saved("dcgan")
+    model, _ = convert_svg(read_official_file(_save(saved, tmp_path / "m.pth", "zip")), "m.pth")
+    context = torch.rand(3, 3, 1, 64, 64, generator=torch.Generator().manual_seed(2))
+    running_stats = {k: v.clone() for k, v in model.state_dict().items() if "running" in k}
+    ours = model.predict(context, n_future=2, num_samples=2, seed=7, batchnorm="batch")
+    official = _official_sampling(saved, context, 2, 2, 7, False, batch_stats=True)
+    torch.testing.assert_close(ours, official, rtol=1e-4, atol=2e-5)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in running_stats.items())  # left untouched
+    eval_mode = model.predict(context, n_future=2, num_samples=2, seed=7)
+    assert (ours - eval_mode).abs().max() > 1e-3  # the option changes the frames
+    with pytest.raises(ValueError, match="B >= 2"):
+        model.predict(context[:1], n_future=2, batchnorm="batch")
+    with pytest.raises(ValueError, match="'running' or 'batch'"):
+        model.predict(context, n_future=2, batchnorm="train")

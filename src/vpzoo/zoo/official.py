@@ -62,6 +62,7 @@ __all__ = [
     "CONVERTERS",
     "convert_official",
     "official_checkpoint",
+    "official_cache_dir",
     "CONVERTER_VERSION",
 ]
 
@@ -577,16 +578,117 @@ def _plain_options(opts: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ DRNet
+_DRNET_NETS = {"netD", "netEP", "netEC", "opt"}
+_DRNET_LSTM = {"lstm", "opt"}
+
+
+def _vgg_unet_rules(size: int) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
+    """edenton/drnet-py ``models.vgg_unet_{64,128}`` names -> vpzoo's VGG encoder/decoder names."""
+    n = 5 if size == 128 else 4  # skip blocks: c1..c5 (128 px) or c1..c4 (64 px); then the head
+    enc = [(rf"c([1-{n}])\.(\d)\.main\.([01])\.(\w+)", lambda m: f"blocks.{int(m[1]) - 1}.{m[2]}.{m[3]}.{m[4]}"),
+           (rf"c{n + 1}\.([01])\.(\w+)", r"head.\1.\2")]
+    dec = [(r"upc1\.([01])\.(\w+)", r"project.\1.\2"),
+           (rf"upc([2-{n}])\.(\d)\.main\.([01])\.(\w+)", lambda m: f"blocks.{int(m[1]) - 2}.{m[2]}.{m[3]}.{m[4]}"),
+           (rf"upc{n + 1}\.0\.main\.([01])\.(\w+)", r"out.0.\1.\2"),
+           (rf"upc{n + 1}\.1\.(\w+)", r"out.1.\1")]
+    return enc, dec
+
+
+_RESNET_RULES: list[tuple[str, Any]] = [
+    (r"main\.conv1\.(\w+)", r"stem.0.\1"),
+    (r"main\.bn1\.(\w+)", r"stem.1.\1"),
+    (r"main\.layer(\d)\.(\d)\.(conv1|bn1|conv2|bn2)\.(\w+)", lambda m: f"stages.{int(m[1]) - 1}.{m[2]}.{m[3]}.{m[4]}"),
+    (r"main\.layer(\d)\.(\d)\.downsample\.([01])\.(\w+)",
+     lambda m: f"stages.{int(m[1]) - 1}.{m[2]}.shortcut.{m[3]}.{m[4]}"),
+    (r"main\.conv_out\.(\w+)", r"head.0.\1"),
+    (r"main\.bn_out\.(\w+)", r"head.1.\1"),
+]
+_LSTM_MLP_RULES: list[tuple[str, Any]] = [(r"embed\.(\w+)", r"embed.\1"), (r"output\.0\.(\w+)", r"output.0.\1"),
+                                          (r"lstm\.(\d+)\.(weight_ih|weight_hh|bias_ih|bias_hh)", r"lstm.\2_l\1")]
+
+
 def convert_drnet(saved: Mapping[str, Any], source: str = "file",
                   networks: Mapping[str, Any] | None = None) -> tuple["VideoPredictionModel", dict[str, Any]]:
     """Build the vpzoo DRNet of an edenton/drnet-py file and load its weights.
 
-    The layout is read from the pickle's own keys: ``{'netD', 'netEP', 'netEC', 'opt'}`` (``train_drnet.py``: the
-    content/pose encoders and the decoder; the pose LSTM keeps its initialisation and ``info['lstm_trained']`` is
-    False) or ``{'lstm', 'opt'}`` (``train_lstm.py``: the pose LSTM alone, which needs the DRNet networks it was
-    trained on, passed as ``networks``).
+    The layout is read from the pickle's own keys:
+
+    - ``{'netD', 'netEP', 'netEC', 'opt'}`` (``train_drnet.py``): the content encoder, pose encoder and decoder.
+      The pose LSTM (trained afterwards by ``train_lstm.py``, saved in its own file) keeps vpzoo's initialisation
+      and ``info['lstm_trained']`` is False: such a model reconstructs and swaps content/pose, but its predictions
+      are not meaningful until the LSTM is trained (``stage: lstm``) or an LSTM file is added.
+    - ``{'lstm', 'opt'}`` (``train_lstm.py``): the pose LSTM alone; pass the DRNet networks file it was trained on
+      (its ``opt.model_path``), read by :func:`read_official_file`, as ``networks``.
+
+    The scene discriminator C is not saved by the official code; it keeps vpzoo's initialisation (prediction does
+    not use it). Supported networks: ``vgg_unet`` content model and ``resnet`` pose model at 64 or 128 px (the
+    released KTH model's).
     """
-    raise NotImplementedError  # replaced below
+    from vpzoo.registry import get_model_class
+
+    if not isinstance(saved, Mapping):
+        raise CorruptCheckpointError(f"{source}: expected the dict drnet-py saves, got {type(saved).__name__}")
+    keys = set(saved)
+    if keys == _DRNET_LSTM:
+        if networks is None:
+            raise CheckpointUnavailableError(
+                f"{source} holds the pose LSTM of train_lstm.py alone ('lstm', 'opt'); it needs the DRNet networks it "
+                f"was trained on (opt.model_path = {_options(saved, source).get('model_path', '?')!r}): pass that "
+                "file too (`vpzoo convert drnet NETWORKS.pth OUT_DIR --lstm LSTM.pth`)")
+        nets, lstm_file = networks, saved
+    elif keys == _DRNET_NETS:
+        nets, lstm_file = saved, networks
+    else:
+        raise CorruptCheckpointError(
+            f"{source}: keys {sorted(keys)} are neither those of drnet-py's train_drnet.py ({sorted(_DRNET_NETS)}) nor "
+            f"of its train_lstm.py ({sorted(_DRNET_LSTM)})")
+    if not isinstance(nets, Mapping) or set(nets) != _DRNET_NETS:
+        raise CorruptCheckpointError(f"{source}: the networks file must hold {sorted(_DRNET_NETS)}")
+    if lstm_file is not None and (not isinstance(lstm_file, Mapping) or set(lstm_file) != _DRNET_LSTM):
+        raise CorruptCheckpointError(f"{source}: the LSTM file must hold {sorted(_DRNET_LSTM)}")
+    opts = _options(nets, source)
+    _need(opts, ("content_model", "pose_model", "content_dim", "pose_dim", "image_width", "channels"), source)
+    size = int(opts["image_width"])
+    if opts["content_model"] != "vgg_unet" or opts["pose_model"] != "resnet" or size not in (64, 128):
+        raise ConfigMismatchError(
+            f"{source}: content_model={opts['content_model']!r}, pose_model={opts['pose_model']!r}, "
+            f"image_width={size}; this converter handles the released KTH configuration (vgg_unet + resnet, 64 or "
+            "128 px) only")
+    content = _module(nets, "netEC", (f"models.vgg_unet_{size}.content_encoder",), source)
+    decoder = _module(nets, "netD", (f"models.vgg_unet_{size}.decoder",), source)
+    pose = _module(nets, "netEP", (f"models.resnet_{size}.pose_encoder",), source)
+    lstm_opts = _options(lstm_file, source) if lstm_file is not None else {}
+    normalize = bool(opts.get("normalize", False))
+    if lstm_file is not None and bool(lstm_opts.get("normalize", normalize)) != normalize:
+        raise ConfigMismatchError(f"{source}: the LSTM and the networks disagree on --normalize")
+    defaults = {"n_past": 10, "n_future": 10, "rnn_size": 256, "rnn_layers": 2, "lr": 2e-4, "beta1": 0.9}
+    lo = {k: lstm_opts.get(k, v) for k, v in defaults.items()}
+    config = {
+        "image_size": size, "channels": int(opts["channels"]), "n_past": int(lo["n_past"]),
+        "n_future": int(lo["n_future"]), "content_model": "vgg_unet", "pose_model": "resnet",
+        "content_dim": int(opts["content_dim"]), "pose_dim": int(opts["pose_dim"]), "normalize_pose": normalize,
+        "sd_hidden": int(opts.get("sd_nf", 100)), "adv_weight": float(opts.get("sd_weight", 1e-4)),
+        "lr": float(opts.get("lr", 2e-3)), "adam_beta1": float(opts.get("beta1", 0.5)),
+        "frame_sampling": "random" if str(opts.get("dataset", "")).startswith("kth") else "consecutive",
+        "rnn_size": int(lo["rnn_size"]), "rnn_layers": int(lo["rnn_layers"]), "lstm_lr": float(lo["lr"]),
+        "lstm_beta1": float(lo["beta1"]), "stage": "both" if lstm_file is not None else "lstm",
+    }
+    model = get_model_class("drnet")(**config)
+    enc_rules, dec_rules = _vgg_unet_rules(size)
+    state: dict[str, Any] = {}
+    state.update(_rename_fn(content.state_dict(), enc_rules, "content_encoder.", "netEC", source))
+    state.update(_rename_fn(decoder.state_dict(), dec_rules, "decoder.", "netD", source))
+    state.update(_rename_fn(pose.state_dict(), _RESNET_RULES, "pose_encoder.", "netEP", source))
+    if lstm_file is not None:
+        lstm = _module(lstm_file, "lstm", ("models.lstm.lstm",), source)
+        state.update(_rename_fn(lstm.state_dict(), _LSTM_MLP_RULES, "pose_lstm.", "the pose LSTM", source))
+    kept = ("discriminator.",) + (("pose_lstm.",) if lstm_file is None else ())
+    own = model.state_dict()
+    state.update({k: v for k, v in own.items() if k.startswith(kept)})
+    model.load_state_dict(_fit(model, state, source))
+    info = {"options": _plain_options(opts), "lstm_options": _plain_options(lstm_opts),
+            "lstm_trained": lstm_file is not None, "family": "drnet"}
+    return model.eval(), info
 
 
 # ------------------------------------------------------------------------------------------------ conversion
@@ -628,3 +730,113 @@ def convert_official(
     card_info = dict(card) if card is not None else {
         "name": path.stem, "notes": f"Converted by `vpzoo convert {converter}` from the authors' file {path.name}."}
     return save_pretrained(model, out_dir, card=card_info, training=training)
+
+
+# ------------------------------------------------------------------------------------------------ registered entries
+_TRAINING_ONLY = {"val_num_samples", "val_seed", "metric_protocol"}
+
+
+def _offline() -> bool:
+    from vpzoo.metrics.weights import is_offline
+
+    return is_offline()
+
+
+def official_cache_dir(name: str) -> Path:
+    """``<vpzoo cache>/official/<name>``: the authors' file (``source/``) and its conversion (``converted-v*``)."""
+    from vpzoo.cache import default_cache_dir
+
+    return default_cache_dir("official", name)
+
+
+def _source_name(weights: Mapping[str, Any]) -> str:
+    from urllib.parse import unquote, urlparse
+
+    return weights.get("filename") or Path(unquote(urlparse(weights["url"]).path)).name or "weights.pth"
+
+
+def official_checkpoint(
+    entry: Mapping[str, Any],
+    *,
+    local_files_only: bool = False,
+    force_download: bool = False,
+    progress: bool = True,
+) -> Path:
+    """The converted zoo folder of a registered ``weights.source: official`` checkpoint.
+
+    On first use the authors' file is downloaded from ``weights.url`` (the repository's raw file at a pinned commit)
+    with :func:`vpzoo.cache.download_url` (resumable, progress bar) into ``<vpzoo cache>/official/<name>/source/``,
+    its git blob id is checked against ``weights.git_blob`` (a mismatch deletes it and raises), and it is converted
+    by ``weights.converter`` into ``<vpzoo cache>/official/<name>/converted-v<CONVERTER_VERSION>-<blob>/``. Later
+    calls return that folder without network access. The conversion's config comes from the file's own saved
+    options; where it differs from the entry's ``config`` a warning names the keys.
+
+    Offline (``local_files_only``, ``$VPZOO_OFFLINE`` or ``$HF_HUB_OFFLINE``): a cached conversion or a cached
+    authors' file is used; otherwise :class:`~vpzoo.zoo.errors.CheckpointUnavailableError` says how to get it.
+    """
+    import shutil
+    import tempfile
+    import warnings
+
+    from vpzoo.cache import DownloadError, download_url, git_blob_sha1
+    from vpzoo.zoo.format import CONFIG_NAME, WEIGHTS_NAME, read_config
+
+    name, w = entry["name"], entry["weights"]
+    if entry.get("status") == "planned":
+        raise CheckpointUnavailableError(
+            f"checkpoint {name!r} is planned, not available yet: {entry.get('notes', '')}".strip())
+    blob = w["git_blob"].lower()
+    root = official_cache_dir(name)
+    raw = root / "source" / _source_name(w)
+    converted = root / f"converted-v{CONVERTER_VERSION}-{blob[:12]}"
+    if force_download:
+        for p in (raw, converted):
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    if (converted / WEIGHTS_NAME).is_file() and (converted / CONFIG_NAME).is_file():
+        return converted
+    offline = local_files_only or _offline()
+    if raw.is_file():
+        got = git_blob_sha1(raw)
+        if got != blob:
+            raw.unlink()
+            if offline:
+                raise CorruptCheckpointError(
+                    f"checkpoint {name!r}: the cached authors' file had git blob {got}, not the pinned {blob}; it was "
+                    "deleted. Download it again with network access.")
+    if not raw.is_file():
+        if offline:
+            why = "local_files_only=True" if local_files_only else "offline mode ($VPZOO_OFFLINE / $HF_HUB_OFFLINE)"
+            raise CheckpointUnavailableError(
+                f"checkpoint {name!r} comes from the authors' file {w['url']} (git blob {blob}), which is neither "
+                f"converted nor downloaded in the vpzoo cache ({root}) and {why} forbids downloading it. Fix: run "
+                f"once with network access; or download the file elsewhere, check `git hash-object FILE` prints "
+                f"{blob}, and put it at {raw}; or convert it yourself: `vpzoo convert {w['converter']} FILE DIR` "
+                "and vpzoo.load(DIR).")
+        try:
+            download_url(w["url"], raw, git_blob=blob, expected_size=w.get("size"), progress=progress)
+        except DownloadError as e:
+            raise CheckpointUnavailableError(f"checkpoint {name!r}: {e}") from e
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".converting-"))
+    try:
+        card = {k: entry[k] for k in ("name", "dataset", "license", "paper", "notes") if k in entry}
+        convert_official(raw, tmp, w["converter"], card=card)
+        if converted.exists():
+            shutil.rmtree(converted)
+        os.replace(tmp, converted)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    got_cfg = read_config(converted / CONFIG_NAME)["config"]
+    differ = sorted(k for k, v in entry.get("config", {}).items()
+                    if k not in _TRAINING_ONLY and k in got_cfg and got_cfg[k] != v)
+    if differ:
+        warnings.warn(
+            f"checkpoint {name!r}: the authors' file's own options give "
+            + ", ".join(f"{k}={got_cfg[k]!r}" for k in differ) + " where checkpoints.yaml records "
+            + ", ".join(f"{k}={entry['config'][k]!r}" for k in differ) + "; the file's options are used (the "
+            "entry is out of date)", stacklevel=3)
+    return converted
