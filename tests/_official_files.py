@@ -57,9 +57,9 @@ class DcganUpconv(nn.Module):
 
 
 class DcganEncoder(nn.Module):
-    def __init__(self, dim, nc=1):
+    def __init__(self, dim, nc=1, nf=64):  # nf: 64 in the authors' code; smaller only to keep the tests fast
         super().__init__()
-        self.dim, nf = dim, 64
+        self.dim = dim
         self.c1, self.c2 = DcganConv(nc, nf), DcganConv(nf, nf * 2)
         self.c3, self.c4 = DcganConv(nf * 2, nf * 4), DcganConv(nf * 4, nf * 8)
         self.c5 = nn.Sequential(nn.Conv2d(nf * 8, dim, 4, 1, 0), nn.BatchNorm2d(dim), nn.Tanh())
@@ -73,9 +73,9 @@ class DcganEncoder(nn.Module):
 
 
 class DcganDecoder(nn.Module):
-    def __init__(self, dim, nc=1):
+    def __init__(self, dim, nc=1, nf=64):
         super().__init__()
-        self.dim, nf = dim, 64
+        self.dim = dim
         self.upc1 = _conv_bn_lrelu(nn.ConvTranspose2d(dim, nf * 8, 4, 1, 0), nf * 8)
         self.upc2, self.upc3 = DcganUpconv(nf * 16, nf * 4), DcganUpconv(nf * 8, nf * 2)
         self.upc4 = DcganUpconv(nf * 4, nf)
@@ -109,14 +109,15 @@ def _vgg_block(widths: list[int], layer=None) -> nn.Sequential:
 
 
 class VggEncoder(nn.Module):
-    def __init__(self, dim, nc=1):
+    def __init__(self, dim, nc=1, nf=64):
         super().__init__()
         self.dim = dim
-        self.c1 = _vgg_block([nc, 64, 64])
-        self.c2 = _vgg_block([64, 128, 128])
-        self.c3 = _vgg_block([128, 256, 256, 256])
-        self.c4 = _vgg_block([256, 512, 512, 512])
-        self.c5 = nn.Sequential(nn.Conv2d(512, dim, 4, 1, 0), nn.BatchNorm2d(dim), nn.Tanh())
+        a, b, c, d = nf, 2 * nf, 4 * nf, 8 * nf
+        self.c1 = _vgg_block([nc, a, a])
+        self.c2 = _vgg_block([a, b, b])
+        self.c3 = _vgg_block([b, c, c, c])
+        self.c4 = _vgg_block([c, d, d, d])
+        self.c5 = nn.Sequential(nn.Conv2d(d, dim, 4, 1, 0), nn.BatchNorm2d(dim), nn.Tanh())
         self.mp = nn.MaxPool2d(kernel_size=2, stride=2, padding=0)
 
     def forward(self, x):
@@ -128,14 +129,15 @@ class VggEncoder(nn.Module):
 
 
 class VggDecoder(nn.Module):
-    def __init__(self, dim, nc=1):
+    def __init__(self, dim, nc=1, nf=64):
         super().__init__()
         self.dim = dim
-        self.upc1 = _conv_bn_lrelu(nn.ConvTranspose2d(dim, 512, 4, 1, 0), 512)
-        self.upc2 = _vgg_block([1024, 512, 512, 256])
-        self.upc3 = _vgg_block([512, 256, 256, 128])
-        self.upc4 = _vgg_block([256, 128, 64])
-        self.upc5 = nn.Sequential(VggLayer(128, 64), nn.ConvTranspose2d(64, nc, 3, 1, 1), nn.Sigmoid())
+        a, b, c, d = nf, 2 * nf, 4 * nf, 8 * nf
+        self.upc1 = _conv_bn_lrelu(nn.ConvTranspose2d(dim, d, 4, 1, 0), d)
+        self.upc2 = _vgg_block([2 * d, d, d, c])
+        self.upc3 = _vgg_block([2 * c, c, c, b])
+        self.upc4 = _vgg_block([2 * b, b, a])
+        self.upc5 = nn.Sequential(VggLayer(2 * a, a), nn.ConvTranspose2d(a, nc, 3, 1, 1), nn.Sigmoid())
         self.up = nn.UpsamplingNearest2d(scale_factor=2)
 
     def forward(self, inputs):
@@ -209,15 +211,16 @@ class GaussianLstm(nn.Module):
 class VggUnetContentEncoder(nn.Module):
     """``models.vgg_unet_128.content_encoder``: five VGG blocks (skips at 128 ... 8 px), conv 4/1/0 to the vector."""
 
-    def __init__(self, content_dim, nc=1):
+    def __init__(self, content_dim, nc=1, nf=64):
         super().__init__()
         self.dim = content_dim
-        self.c1 = _vgg_block([nc, 64, 64], VggUnetLayer)
-        self.c2 = _vgg_block([64, 128, 128], VggUnetLayer)
-        self.c3 = _vgg_block([128, 256, 256, 256], VggUnetLayer)
-        self.c4 = _vgg_block([256, 512, 512, 512], VggUnetLayer)
-        self.c5 = _vgg_block([512, 512, 512, 512], VggUnetLayer)
-        self.c6 = nn.Sequential(nn.Conv2d(512, content_dim, 4, 1, 0), nn.BatchNorm2d(content_dim), nn.Tanh())
+        a, b, c, d = nf, 2 * nf, 4 * nf, 8 * nf
+        self.c1 = _vgg_block([nc, a, a], VggUnetLayer)
+        self.c2 = _vgg_block([a, b, b], VggUnetLayer)
+        self.c3 = _vgg_block([b, c, c, c], VggUnetLayer)
+        self.c4 = _vgg_block([c, d, d, d], VggUnetLayer)
+        self.c5 = _vgg_block([d, d, d, d], VggUnetLayer)
+        self.c6 = nn.Sequential(nn.Conv2d(d, content_dim, 4, 1, 0), nn.BatchNorm2d(content_dim), nn.Tanh())
         self.mp = nn.MaxPool2d(kernel_size=2, stride=2, padding=0)
 
     def forward(self, x):
@@ -230,15 +233,16 @@ class VggUnetContentEncoder(nn.Module):
 class VggUnetDecoder(nn.Module):
     """``models.vgg_unet_128.decoder`` on ``[content, skips, pose]``."""
 
-    def __init__(self, content_dim, pose_dim, nc=1):
+    def __init__(self, content_dim, pose_dim, nc=1, nf=64):
         super().__init__()
         self.content_dim, self.pose_dim = content_dim, pose_dim
-        self.upc1 = _conv_bn_lrelu(nn.ConvTranspose2d(content_dim + pose_dim, 512, 4, 1, 0), 512)
-        self.upc2 = _vgg_block([1024, 512, 512, 512], VggUnetLayer)
-        self.upc3 = _vgg_block([1024, 512, 512, 256], VggUnetLayer)
-        self.upc4 = _vgg_block([512, 256, 256, 128], VggUnetLayer)
-        self.upc5 = _vgg_block([256, 128, 64], VggUnetLayer)
-        self.upc6 = nn.Sequential(VggUnetLayer(128, 64), nn.ConvTranspose2d(64, nc, 3, 1, 1), nn.Sigmoid())
+        a, b, c, d = nf, 2 * nf, 4 * nf, 8 * nf
+        self.upc1 = _conv_bn_lrelu(nn.ConvTranspose2d(content_dim + pose_dim, d, 4, 1, 0), d)
+        self.upc2 = _vgg_block([2 * d, d, d, d], VggUnetLayer)
+        self.upc3 = _vgg_block([2 * d, d, d, c], VggUnetLayer)
+        self.upc4 = _vgg_block([2 * c, c, c, b], VggUnetLayer)
+        self.upc5 = _vgg_block([2 * b, b, a], VggUnetLayer)
+        self.upc6 = nn.Sequential(VggUnetLayer(2 * a, a), nn.ConvTranspose2d(a, nc, 3, 1, 1), nn.Sigmoid())
         self.up = nn.UpsamplingNearest2d(scale_factor=2)
 
     def forward(self, inputs):
@@ -269,20 +273,20 @@ class BasicBlock(nn.Module):
 class Resnet18(nn.Module):
     """``models.resnet_128.resnet18``: stem, five stages of two basic blocks, conv 3x3 + BN + tanh."""
 
-    def __init__(self, pose_dim, nc=3):
+    def __init__(self, pose_dim, nc=3, nf=64):
         super().__init__()
-        self.inplanes = 64
-        self.conv1 = nn.Conv2d(nc, 64, kernel_size=5, stride=2, padding=3)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.inplanes = nf
+        self.conv1 = nn.Conv2d(nc, nf, kernel_size=5, stride=2, padding=3)
+        self.bn1 = nn.BatchNorm2d(nf)
         self.relu = nn.ReLU(inplace=True)
         self.tanh = nn.Tanh()
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(64, 1)
-        self.layer2 = self._make_layer(128, 2)
-        self.layer3 = self._make_layer(256, 2)
-        self.layer4 = self._make_layer(512, 2)
-        self.layer5 = self._make_layer(1024, 2)
-        self.conv_out = nn.Conv2d(1024, pose_dim, kernel_size=3)
+        self.layer1 = self._make_layer(nf, 1)
+        self.layer2 = self._make_layer(2 * nf, 2)
+        self.layer3 = self._make_layer(4 * nf, 2)
+        self.layer4 = self._make_layer(8 * nf, 2)
+        self.layer5 = self._make_layer(16 * nf, 2)
+        self.conv_out = nn.Conv2d(16 * nf, pose_dim, kernel_size=3)
         self.bn_out = nn.BatchNorm2d(pose_dim)
 
     def _make_layer(self, planes, stride):
@@ -301,9 +305,9 @@ class Resnet18(nn.Module):
 
 
 class ResnetPoseEncoder(nn.Module):
-    def __init__(self, pose_dim, nc=1, normalize=False):
+    def __init__(self, pose_dim, nc=1, normalize=False, nf=64):
         super().__init__()
-        self.main = Resnet18(pose_dim, nc)
+        self.main = Resnet18(pose_dim, nc, nf)
         self.normalize = normalize
 
     def forward(self, x):

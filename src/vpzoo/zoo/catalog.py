@@ -216,8 +216,8 @@ def _official_entry_problems(entry: dict[str, Any], where: str) -> list[str]:
         problems.append(f"{wh}: unknown keys {extra} for source 'official'")
     if problems:
         return problems
-    if not w["url"].startswith("https://"):
-        problems.append(f"{wh}.url must be an https:// URL, got {w['url']!r}")
+    if not w["url"].startswith(("https://", "http://")):  # the content is pinned by git_blob, not by the transport
+        problems.append(f"{wh}.url must be an http(s):// URL, got {w['url']!r}")
     if "git_blob" in w and not _HEX40.match(w["git_blob"]):
         problems.append(f"{wh}.git_blob must be a git blob id (40 lowercase hex), got {w['git_blob']!r}")
     if "commit" in w and not _HEX40.match(w["commit"]):

@@ -540,9 +540,12 @@ def convert_svg(saved: Mapping[str, Any], source: str = "file") -> tuple["VideoP
     posterior = _module(saved, "posterior", ("models.lstm.gaussian_lstm",), source)
     prior = _module(saved, "prior", ("models.lstm.gaussian_lstm",), source) if "prior" in saved else None
     skip_frame = "previous" if opts.get("last_frame_skip", False) else "penultimate"
+    enc_tensors = encoder.state_dict()
     config = {
         "image_size": 64, "channels": int(opts["channels"]), "n_past": int(opts["n_past"]),
-        "n_future": int(opts["n_future"]), "frame_codec": codec, "codec_width": 64, "g_dim": int(opts["g_dim"]),
+        "n_future": int(opts["n_future"]), "frame_codec": codec,
+        "codec_width": _first_width(enc_tensors, "c1.main.0.weight" if codec == "dcgan" else "c1.0.main.0.weight",
+                                    source), "g_dim": int(opts["g_dim"]),
         "z_dim": int(opts["z_dim"]), "rnn_size": int(opts["rnn_size"]),
         "predictor_layers": int(opts["predictor_rnn_layers"]), "posterior_layers": int(opts["posterior_rnn_layers"]),
         "prior_layers": int(opts.get("prior_rnn_layers", 1)), "beta": float(opts.get("beta", 1e-4)),
@@ -552,7 +555,7 @@ def convert_svg(saved: Mapping[str, Any], source: str = "file") -> tuple["VideoP
     enc_rules, dec_rules = _svg_codec_rules(codec)
     gauss = [(r"embed\.(\w+)", r"embed.\1"), (r"mu_net\.(\w+)", r"mu.\1"), (r"logvar_net\.(\w+)", r"logvar.\1")]
     state: dict[str, Any] = {}
-    state.update(_rename_fn(encoder.state_dict(), enc_rules, "encoder.", "the encoder", source))
+    state.update(_rename_fn(enc_tensors, enc_rules, "encoder.", "the encoder", source))
     state.update(_rename_fn(decoder.state_dict(), dec_rules, "decoder.", "the decoder", source))
     state.update(_rename_fn(predictor.state_dict(), [(r"embed\.(\w+)", r"embed.\1"), (r"output\.0\.(\w+)", r"output.0.\1")]
                             + _lstm_rules(), "frame_predictor.", "the frame predictor", source))
@@ -563,6 +566,13 @@ def convert_svg(saved: Mapping[str, Any], source: str = "file") -> tuple["VideoP
     info = {"options": _plain_options(opts), "codec": codec, "skip_frame": skip_frame,
             "family": "svg_lp" if prior is not None else "svg_fp"}
     return model.eval(), info
+
+
+def _first_width(tensors: Mapping[str, "torch.Tensor"], key: str, source: str) -> int:
+    """Channels of a codec's first convolution: 64 in the authors' code (not an option there), read from the file."""
+    if key not in tensors or tensors[key].dim() != 4:
+        raise CorruptCheckpointError(f"{source}: no first convolution {key!r} in the encoder")
+    return int(tensors[key].shape[0])
 
 
 def _plain_options(opts: Mapping[str, Any]) -> dict[str, Any]:
@@ -657,6 +667,11 @@ def convert_drnet(saved: Mapping[str, Any], source: str = "file",
     content = _module(nets, "netEC", (f"models.vgg_unet_{size}.content_encoder",), source)
     decoder = _module(nets, "netD", (f"models.vgg_unet_{size}.decoder",), source)
     pose = _module(nets, "netEP", (f"models.resnet_{size}.pose_encoder",), source)
+    content_tensors, pose_tensors = content.state_dict(), pose.state_dict()
+    width = _first_width(content_tensors, "c1.0.main.0.weight", source)
+    if _first_width(pose_tensors, "main.conv1.weight", source) != width:
+        raise ConfigMismatchError(f"{source}: the content and pose encoders have different widths; vpzoo's DRNet "
+                                  "uses one codec_width for both")
     lstm_opts = _options(lstm_file, source) if lstm_file is not None else {}
     normalize = bool(opts.get("normalize", False))
     if lstm_file is not None and bool(lstm_opts.get("normalize", normalize)) != normalize:
@@ -666,7 +681,8 @@ def convert_drnet(saved: Mapping[str, Any], source: str = "file",
     config = {
         "image_size": size, "channels": int(opts["channels"]), "n_past": int(lo["n_past"]),
         "n_future": int(lo["n_future"]), "content_model": "vgg_unet", "pose_model": "resnet",
-        "content_dim": int(opts["content_dim"]), "pose_dim": int(opts["pose_dim"]), "normalize_pose": normalize,
+        "content_dim": int(opts["content_dim"]), "pose_dim": int(opts["pose_dim"]), "codec_width": width,
+        "normalize_pose": normalize,
         "sd_hidden": int(opts.get("sd_nf", 100)), "adv_weight": float(opts.get("sd_weight", 1e-4)),
         "lr": float(opts.get("lr", 2e-3)), "adam_beta1": float(opts.get("beta1", 0.5)),
         "frame_sampling": "random" if str(opts.get("dataset", "")).startswith("kth") else "consecutive",
@@ -676,9 +692,9 @@ def convert_drnet(saved: Mapping[str, Any], source: str = "file",
     model = get_model_class("drnet")(**config)
     enc_rules, dec_rules = _vgg_unet_rules(size)
     state: dict[str, Any] = {}
-    state.update(_rename_fn(content.state_dict(), enc_rules, "content_encoder.", "netEC", source))
+    state.update(_rename_fn(content_tensors, enc_rules, "content_encoder.", "netEC", source))
     state.update(_rename_fn(decoder.state_dict(), dec_rules, "decoder.", "netD", source))
-    state.update(_rename_fn(pose.state_dict(), _RESNET_RULES, "pose_encoder.", "netEP", source))
+    state.update(_rename_fn(pose_tensors, _RESNET_RULES, "pose_encoder.", "netEP", source))
     if lstm_file is not None:
         lstm = _module(lstm_file, "lstm", ("models.lstm.lstm",), source)
         state.update(_rename_fn(lstm.state_dict(), _LSTM_MLP_RULES, "pose_lstm.", "the pose LSTM", source))
