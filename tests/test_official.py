@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import warnings
 import sys
 from pathlib import Path
@@ -174,7 +175,7 @@ def test_tensors_that_do_not_fit_are_named(authors, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_pickle_naming_an_unknown_global_is_refused_and_runs_nothing(authors, tmp_path):
+def test_a_pickle_naming_an_unknown_global_is_refused_and_runs_nothing(authors, tmp_path, monkeypatch):
     marker = tmp_path / "ran"
 
     class Evil:
@@ -188,6 +189,26 @@ def test_a_pickle_naming_an_unknown_global_is_refused_and_runs_nothing(authors, 
         with pytest.raises(UnsafePickleError, match=r"(posix|os)\.system"):
             read_official_file(path)
         assert not marker.exists()
+    # a class of the authors' repository that no converter knows is refused the same way, by name
+    secret = type("secret", (torch.nn.Module,), {"__module__": "models.unknown_net"})
+    module = type(sys)("models.unknown_net")
+    module.secret = secret
+    monkeypatch.setitem(sys.modules, "models.unknown_net", module)
+    saved = _svg_saved("dcgan")
+    saved["encoder"] = secret()
+    with pytest.raises(UnsafePickleError, match=r"models\.unknown_net\.secret"):
+        read_official_file(_save(saved, tmp_path / "unknown.pth", "legacy"))
+
+
+def test_vpzoo_convert_command(authors, tmp_path, capsys):
+    from vpzoo.cli import main
+
+    path = _save(_svg_saved("dcgan"), tmp_path / "model.pth", "legacy")
+    assert main(["convert", "svg", str(path), str(tmp_path / "out")]) == 0
+    assert "vpzoo.load" in capsys.readouterr().out
+    assert vpzoo.load(tmp_path / "out").hparams.frame_codec == "dcgan"
+    assert main(["convert", "drnet", str(path), str(tmp_path / "out2")]) == 1  # an SVG file is not a DRNet file
+    assert "neither those of drnet-py's train_drnet.py" in capsys.readouterr().err
 
 
 def test_batchnorm_batch_option_reproduces_the_official_train_mode_sampling(authors, tmp_path):
@@ -306,10 +327,12 @@ def test_drnet_networks_and_lstm_files_convert_and_predict_like_the_official_loo
 
 # ------------------------------------------------------------------------------------------------ vpzoo.load
 def _registry_with(tmp_path: Path, name: str, url: str, blob: str, file: str = "checkpoints.yaml") -> Path:
-    """The packaged entry ``name`` with its URL and git blob patched (for this test only) into a private registry."""
+    """The packaged entry ``name`` with its URL and git blob patched (for this test only) into a private registry,
+    and its codec width set to the test file's (``NF``; the authors' files have 64)."""
     real = yaml.safe_load(packaged_checkpoints_file().read_text())
     entry = next(e for e in real["checkpoints"] if e["name"] == name)
     entry["weights"].update(url=url, git_blob=blob)
+    entry["config"]["codec_width"] = NF
     path = tmp_path / file
     path.write_text(yaml.safe_dump({"format_version": 1, "checkpoints": [entry]}))
     return path
@@ -319,7 +342,7 @@ def test_load_svg_lp_bair_end_to_end_against_a_loopback_server(authors, tmp_path
     monkeypatch.setenv("VPZOO_CACHE", str(tmp_path / "cache"))
     for var in ("VPZOO_OFFLINE", "HF_HUB_OFFLINE"):
         monkeypatch.delenv(var, raising=False)
-    saved = _svg_saved("vgg", channels=3, n_past=2, z_dim=64, rnn=256, nf=64)  # the entry's config
+    saved = _svg_saved("vgg", channels=3, n_past=2, z_dim=64, rnn=256)  # the entry's config (but NF)
     data = _save(saved, tmp_path / "svglp_bair.pth", "legacy").read_bytes()
     blob = git_blob_sha1(tmp_path / "svglp_bair.pth")
     route = "/edenton/svg/raw/pinned/pretrained_models/svglp_bair.pth"
