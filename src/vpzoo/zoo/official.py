@@ -309,14 +309,22 @@ def _read_legacy(f: io.BufferedReader, source: str) -> Any:
     import torch
     from torch import _weights_only_unpickler as wou
 
-    def small_pickle(what: str) -> Any:
+    def next_pickle(what: str) -> bytes:
+        """The bytes of the next pickle in the container (parsed up to its STOP opcode; nothing is run)."""
         start = f.tell()
-        for _ in pickletools.genops(f):
-            pass
+        try:
+            for _ in pickletools.genops(f):
+                pass
+        except (ValueError, EOFError) as e:
+            raise CorruptCheckpointError(f"{source}: its {what} is not a readable pickle ({e})") from None
         end = f.tell()
         f.seek(start)
         data = f.read(end - start)
         _check_globals(data, source)
+        return data
+
+    def small_pickle(what: str) -> Any:
+        data = next_pickle(what)
         try:
             return wou.Unpickler(io.BytesIO(data), encoding="utf-8").load()
         except Exception as e:
@@ -331,13 +339,7 @@ def _read_legacy(f: io.BufferedReader, source: str) -> Any:
     small_pickle("protocol version")
     small_pickle("system information")
 
-    start = f.tell()
-    for _ in pickletools.genops(f):
-        pass
-    end = f.tell()
-    f.seek(start)
-    main = f.read(end - start)
-    _check_globals(main, source)
+    main = next_pickle("pickled object")
 
     storages: dict[str, "torch.storage.TypedStorage"] = {}
     views: dict[str, "torch.storage.TypedStorage"] = {}
