@@ -7,7 +7,8 @@
   the forward computations their code performs, so that pickling them writes the same globals and state layout.
 - :func:`save_legacy_03` writes the legacy ``torch.save`` container the way PyTorch 0.3 did: magic number,
   protocol 1001, system info, a protocol-2 pickle in which each module class is the persistent id
-  ``('module', cls, source_file, source)``, tensors are ``torch._utils._rebuild_tensor(storage, offset, size,
+  ``('module', cls, source_file, source)``, every module has its ``_backend`` (pickled as
+  ``torch.nn.backends.thnn._get_thnn_function_backend()``) and no BatchNorm ``num_batches_tracked``, tensors are ``torch._utils._rebuild_tensor(storage, offset, size,
   stride)`` on ``torch.cuda.FloatStorage`` persistent ids saved at ``'cuda:0'``, parameters are
   ``Parameter(data)`` + state ``(requires_grad, False, hooks)`` and the LSTM states are
   ``torch.autograd.variable.Variable`` objects; then the storage keys and the raw storages.
@@ -414,8 +415,34 @@ class _Pickler03(pickle.Pickler):
         return NotImplemented
 
 
+class _ThnnBackend:
+    """PyTorch 0.3/0.4 modules carried ``self._backend``, pickled as a call of this global."""
+
+    def __reduce__(self):
+        import torch.nn.backends.thnn
+
+        return (torch.nn.backends.thnn._get_thnn_function_backend, ())
+
+
 def save_legacy_03(obj, path) -> None:
     """Write ``obj`` in PyTorch 0.3's legacy ``torch.save`` format (see the module docstring)."""
+    modules = [m for v in (obj.values() if isinstance(obj, dict) else [obj]) if isinstance(v, nn.Module)
+               for m in v.modules()]
+    counters = {}  # PyTorch 0.3's BatchNorm had no num_batches_tracked buffer
+    for m in modules:
+        m.__dict__["_backend"] = _ThnnBackend()
+        if "num_batches_tracked" in m._buffers:
+            counters[m] = m._buffers.pop("num_batches_tracked")
+    try:
+        _save_legacy_03(obj, path)
+    finally:
+        for m in modules:
+            m.__dict__.pop("_backend", None)
+        for m, counter in counters.items():
+            m._buffers["num_batches_tracked"] = counter
+
+
+def _save_legacy_03(obj, path) -> None:
     buf = io.BytesIO()
     pickle.dump(0x1950A86A20F9469CFC6C, buf, protocol=2)
     pickle.dump(1001, buf, protocol=2)

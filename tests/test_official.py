@@ -232,7 +232,10 @@ def test_vgg_zip_file_converts_with_the_same_tensors_as_its_legacy_twin(authors,
     saved = _svg_saved("vgg", channels=3)
     legacy = convert_svg(read_official_file(_save(saved, tmp_path / "l.pth", "legacy")), "l.pth")[0].state_dict()
     zipped = convert_svg(read_official_file(_save(saved, tmp_path / "z.pth", "zip")), "z.pth")[0].state_dict()
-    assert legacy.keys() == zipped.keys() and all(torch.equal(legacy[k], zipped[k]) for k in legacy)
+    assert legacy.keys() == zipped.keys()
+    counters = [k for k in legacy if k.endswith("num_batches_tracked")]
+    assert all(legacy[k] == 0 for k in counters)  # the 0.3 file has none: added as 0
+    assert all(torch.equal(legacy[k], zipped[k]) for k in legacy if k not in counters)
 
 
 # ------------------------------------------------------------------------------------------------ git blob pin
@@ -263,8 +266,9 @@ def test_git_blob_pin_accepts_the_file_and_a_mismatch_removes_it(tmp_path):
 # ------------------------------------------------------------------------------------------------ DRNet
 def _drnet_files(tmp_path: Path, pose_dim: int = 6, content_dim: int = 16, rnn: int = 32):
     torch.manual_seed(0)
-    nets = {"netEC": VggUnetContentEncoder(content_dim, 3, NF), "netD": VggUnetDecoder(content_dim, pose_dim, 3, NF),
-            "netEP": ResnetPoseEncoder(pose_dim, 3, nf=NF)}
+    nf = 8  # the authors' 64 at 128x128 px makes a 80M-parameter DRNet; the layout is the same
+    nets = {"netEC": VggUnetContentEncoder(content_dim, 3, nf), "netD": VggUnetDecoder(content_dim, pose_dim, 3, nf),
+            "netEP": ResnetPoseEncoder(pose_dim, 3, nf=nf)}
     randomise(*nets.values())
     calibrate_batchnorm(nets["netEC"], nets["netD"], 3, size=128, dim=content_dim,
                         extra=torch.rand(8, pose_dim, generator=torch.Generator().manual_seed(3)) * 2 - 1)

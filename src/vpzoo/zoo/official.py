@@ -175,6 +175,7 @@ _PLAIN_OBJECTS = {
     "torch.optim.adam": ("Adam",),  # the official scripts store the optimiser class in opt.optimizer
     "torch.optim.rmsprop": ("RMSprop",),
     "torch.optim.sgd": ("SGD",),
+    "torch.nn.backends.thnn": ("_get_thnn_function_backend",),  # every 0.3/0.4 module's _backend attribute
 }
 
 
