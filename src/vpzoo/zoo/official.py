@@ -106,6 +106,9 @@ class OfficialModule(OfficialObject):
 
     def tensors(self, prefix: str = "") -> Iterator[tuple[str, "torch.Tensor"]]:
         """``(dotted name, tensor)`` for every parameter and buffer, in the order of a ``state_dict``."""
+        for group in ("_parameters", "_buffers", "_modules"):
+            if not isinstance(self.state.get(group) or {}, Mapping):
+                raise CorruptCheckpointError(f"{self.official_name}: {group} is not a mapping")
         for group in ("_parameters", "_buffers"):
             for name, value in (self.state.get(group) or {}).items():
                 if value is not None:
@@ -121,9 +124,6 @@ class OfficialModule(OfficialObject):
     def state_dict(self) -> "OrderedDict[str, torch.Tensor]":
         """The module's tensors by dotted name (float tensors as float32, on the CPU)."""
         return OrderedDict(self.tensors())
-
-    def attribute(self, name: str, default: Any = None) -> Any:
-        return self.state.get(name, default)
 
 
 class _Variable(OfficialObject):
@@ -491,7 +491,7 @@ def _svg_codec_rules(codec: str) -> tuple[list[tuple[str, str]], list[tuple[str,
     return enc, dec
 
 
-def _rename_fn(tensors: Mapping[str, "torch.Tensor"], rules: list[tuple[str, Any]], prefix: str, what: str,
+def _rename(tensors: Mapping[str, "torch.Tensor"], rules: list[tuple[str, Any]], prefix: str, what: str,
                source: str) -> dict[str, "torch.Tensor"]:
     out = {}
     for name, t in tensors.items():
@@ -558,13 +558,13 @@ def convert_svg(saved: Mapping[str, Any], source: str = "file") -> tuple["VideoP
     enc_rules, dec_rules = _svg_codec_rules(codec)
     gauss = [(r"embed\.(\w+)", r"embed.\1"), (r"mu_net\.(\w+)", r"mu.\1"), (r"logvar_net\.(\w+)", r"logvar.\1")]
     state: dict[str, Any] = {}
-    state.update(_rename_fn(enc_tensors, enc_rules, "encoder.", "the encoder", source))
-    state.update(_rename_fn(decoder.state_dict(), dec_rules, "decoder.", "the decoder", source))
-    state.update(_rename_fn(predictor.state_dict(), [(r"embed\.(\w+)", r"embed.\1"), (r"output\.0\.(\w+)", r"output.0.\1")]
+    state.update(_rename(enc_tensors, enc_rules, "encoder.", "the encoder", source))
+    state.update(_rename(decoder.state_dict(), dec_rules, "decoder.", "the decoder", source))
+    state.update(_rename(predictor.state_dict(), [(r"embed\.(\w+)", r"embed.\1"), (r"output\.0\.(\w+)", r"output.0.\1")]
                             + _lstm_rules(), "frame_predictor.", "the frame predictor", source))
-    state.update(_rename_fn(posterior.state_dict(), gauss + _lstm_rules(), "posterior.", "the posterior", source))
+    state.update(_rename(posterior.state_dict(), gauss + _lstm_rules(), "posterior.", "the posterior", source))
     if prior is not None:
-        state.update(_rename_fn(prior.state_dict(), gauss + _lstm_rules(), "prior.", "the prior", source))
+        state.update(_rename(prior.state_dict(), gauss + _lstm_rules(), "prior.", "the prior", source))
     model.load_state_dict(_fit(model, state, source))
     info = {"options": _plain_options(opts), "codec": codec, "skip_frame": skip_frame,
             "family": "svg_lp" if prior is not None else "svg_fp"}
@@ -695,12 +695,12 @@ def convert_drnet(saved: Mapping[str, Any], source: str = "file",
     model = get_model_class("drnet")(**config)
     enc_rules, dec_rules = _vgg_unet_rules(size)
     state: dict[str, Any] = {}
-    state.update(_rename_fn(content_tensors, enc_rules, "content_encoder.", "netEC", source))
-    state.update(_rename_fn(decoder.state_dict(), dec_rules, "decoder.", "netD", source))
-    state.update(_rename_fn(pose_tensors, _RESNET_RULES, "pose_encoder.", "netEP", source))
+    state.update(_rename(content_tensors, enc_rules, "content_encoder.", "netEC", source))
+    state.update(_rename(decoder.state_dict(), dec_rules, "decoder.", "netD", source))
+    state.update(_rename(pose_tensors, _RESNET_RULES, "pose_encoder.", "netEP", source))
     if lstm_file is not None:
         lstm = _module(lstm_file, "lstm", ("models.lstm.lstm",), source)
-        state.update(_rename_fn(lstm.state_dict(), _LSTM_MLP_RULES, "pose_lstm.", "the pose LSTM", source))
+        state.update(_rename(lstm.state_dict(), _LSTM_MLP_RULES, "pose_lstm.", "the pose LSTM", source))
     kept = ("discriminator.",) + (("pose_lstm.",) if lstm_file is None else ())
     own = model.state_dict()
     state.update({k: v for k, v in own.items() if k.startswith(kept)})
