@@ -267,13 +267,16 @@ def test_i3d_random_weights_download_verify_load_and_features(tiny_i3d_file, tmp
         extractor(torch.zeros(1, 3, 16, 64, 64))
 
 
-def test_real_i3d_spec_env_override_and_unpinned_warning(tiny_i3d_file, monkeypatch):
+def test_real_i3d_spec_env_override_and_git_blob_pin(tiny_i3d_file, monkeypatch):
     path, _, _ = tiny_i3d_file
     monkeypatch.setenv("VPZOO_I3D_PATH", str(path))
     assert I3D_TORCHSCRIPT.env_var == "VPZOO_I3D_PATH" and I3D_TORCHSCRIPT.urls[0].startswith("https://www.dropbox")
-    with pytest.warns(UserWarning, match="no sha256 is pinned"):
-        resolved = resolve_weights("i3d_torchscript")
-    assert resolved.origin == "env:VPZOO_I3D_PATH" and resolved.verified == "unpinned"
+    assert I3D_TORCHSCRIPT.pin == "git_blob" and I3D_TORCHSCRIPT.git_blob == "93daef59c7ae0e9e8f76225521407e60cbafa6aa"
+    with pytest.raises(WeightsVerificationError, match="git blob id: expected 93daef59"):
+        resolve_weights("i3d_torchscript")  # a random-weight stand-in is not the pinned file
+    with pytest.warns(UserWarning, match="using them anyway"):
+        resolved = resolve_weights("i3d_torchscript", verify=False)
+    assert resolved.origin == "env:VPZOO_I3D_PATH" and resolved.verified == "mismatch"
     assert resolved.sha256 == sha256_bytes(path.read_bytes())
     monkeypatch.setenv("VPZOO_I3D_PATH", str(path) + ".missing")
     with pytest.raises(MissingWeightsError, match="VPZOO_I3D_PATH"):

@@ -280,6 +280,8 @@ def test_every_entry_of_the_real_checkpoints_file_loads_and_matches_its_sha256(c
     names = validate_checkpoints(real)  # schema, config keys, file sizes and sha256
     for name in names:
         entry = read_checkpoints(real)[name]
+        if entry["weights"]["source"] == "official":  # the authors' files: tests/test_official.py (loopback server)
+            continue
         model = vpzoo.load(name, checkpoints=real)
         assert model.zoo_info["sha256"] == entry["weights"]["sha256"]
         if entry["weights"]["source"] == "file":

@@ -32,6 +32,7 @@ __all__ = [
     "download_url",
     "DownloadError",
     "sha256_file",
+    "git_blob_sha1",
 ]
 
 
@@ -120,6 +121,20 @@ def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def git_blob_sha1(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """Git's blob id of a file: the hex SHA-1 of ``b"blob <size>\\0"`` followed by the file's bytes.
+
+    This is what ``git hash-object FILE`` prints, and what ``git ls-tree`` shows for the file at a commit, so a
+    file whose only public identity is its place in a git repository can be pinned by it.
+    """
+    size = os.stat(path).st_size
+    h = hashlib.sha1(b"blob %d\0" % size)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk_size), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 _USER_AGENT = "vpzoo-downloader/1 (+https://github.com/; python-urllib)"
 
 
@@ -192,7 +207,7 @@ def _parse_content_range(value: str | None) -> tuple[int | None, int | None]:
 
 
 def _verify(part: Path, url: str, dest: Path, digest: str | None, sha256: str | None, expected_size: int | None,
-            total: int | None) -> None:
+            total: int | None, git_blob: str | None = None) -> None:
     size = part.stat().st_size
     problem = None
     if expected_size is not None and size != expected_size:
@@ -203,6 +218,10 @@ def _verify(part: Path, url: str, dest: Path, digest: str | None, sha256: str | 
         got = digest if digest is not None else sha256_file(part)
         if got.lower() != sha256.lower():
             problem = f"sha256 mismatch: expected {sha256.lower()}, got {got}"
+    if problem is None and git_blob is not None:
+        got = git_blob_sha1(part)
+        if got != git_blob.lower():
+            problem = f"git blob id mismatch: expected {git_blob.lower()}, got {got}"
     if problem is not None:
         try:
             part.unlink()
@@ -227,6 +246,7 @@ def download_url(
     retries: int = 3,
     chunk_size: int = 1 << 20,
     headers: dict[str, str] | None = None,
+    git_blob: str | None = None,
 ) -> Path:
     """Download ``url`` to the file ``dest`` (resumable, verified, atomic) and return ``Path(dest)``.
 
@@ -240,7 +260,9 @@ def download_url(
       Connection errors, timeouts and truncated responses are retried up to ``retries`` times in a row (each
       retry resumes from the bytes received so far; a retry that made progress resets the count).
     * When the body is complete, its size is checked against ``expected_size`` and the server's announced size,
-      and its sha256 against ``sha256`` (hex, case-insensitive; hashed while streaming). On a mismatch the part
+      its sha256 against ``sha256`` (hex, case-insensitive; hashed while streaming) and its git blob id against
+      ``git_blob`` (:func:`git_blob_sha1`; for files whose only public identity is their blob in a git
+      repository, e.g. a raw file at a pinned commit). On a mismatch the part
       file is **deleted** and :class:`DownloadError` is raised. Otherwise the part is fsync'ed and renamed over
       ``dest`` (``os.replace``), so ``dest`` only ever holds a complete, verified file.
     * Concurrent callers for the same ``dest`` (e.g. DDP ranks) are serialised with an advisory lock on
@@ -258,13 +280,14 @@ def download_url(
         retries: how many consecutive failed attempts to retry after the first.
         chunk_size: bytes per read.
         headers: extra HTTP request headers.
+        git_blob: expected git blob id (40 hex, what ``git hash-object`` prints), or ``None`` to skip the check.
 
     Returns:
         ``Path(dest)``.
 
     Raises:
         DownloadError: the URL could not be fetched (message names the URL, the status or the network error) or
-            the file is corrupt (size or sha256 mismatch; the part file is deleted).
+            the file is corrupt (size, sha256 or git blob id mismatch; the part file is deleted).
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -272,25 +295,30 @@ def download_url(
         raise ValueError(f"expected_size must be a non-negative integer or None, got {expected_size!r}")
     if sha256 is not None and (len(sha256) != 64 or any(c not in "0123456789abcdefABCDEF" for c in sha256)):
         raise ValueError(f"sha256 must be 64 hex digits or None, got {sha256!r}")
+    if git_blob is not None and (len(git_blob) != 40 or any(c not in "0123456789abcdefABCDEF" for c in git_blob)):
+        raise ValueError(f"git_blob must be a git blob id (40 hex digits) or None, got {git_blob!r}")
     part = dest.with_name(dest.name + ".part")
     with _Lock(dest.with_name(dest.name + ".lock")):
         if dest.is_file():
             ok = expected_size is None or dest.stat().st_size == expected_size
             if ok and sha256 is not None:
                 ok = sha256_file(dest).lower() == sha256.lower()
+            if ok and git_blob is not None:
+                ok = git_blob_sha1(dest) == git_blob.lower()
             if ok:
                 return dest
             import warnings
 
-            warnings.warn(f"{dest} exists but does not match the expected size/sha256; downloading it again")
+            warnings.warn(f"{dest} exists but does not match the expected size/sha256/git blob id; downloading it again")
             dest.unlink()
         from urllib.parse import urlparse
 
         scheme = urlparse(url).scheme.lower()
         if scheme in ("http", "https"):
-            _download_http(url, dest, part, sha256, expected_size, progress, timeout, retries, chunk_size, headers)
+            _download_http(url, dest, part, sha256, expected_size, progress, timeout, retries, chunk_size, headers,
+                           git_blob)
         elif scheme == "file" or scheme == "" or (len(scheme) == 1 and os.name == "nt"):
-            _copy_local(url, dest, part, sha256, expected_size, progress, chunk_size)
+            _copy_local(url, dest, part, sha256, expected_size, progress, chunk_size, git_blob)
         else:
             raise DownloadError(f"unsupported URL scheme {scheme!r} in {url!r} (use http, https or file)", url, dest)
         with open(part, "rb+") as f:
@@ -299,7 +327,7 @@ def download_url(
     return dest
 
 
-def _copy_local(url, dest, part, sha256, expected_size, progress, chunk_size) -> None:
+def _copy_local(url, dest, part, sha256, expected_size, progress, chunk_size, git_blob=None) -> None:
     from urllib.parse import urlparse
     from urllib.request import url2pathname
 
@@ -320,10 +348,11 @@ def _copy_local(url, dest, part, sha256, expected_size, progress, chunk_size) ->
     finally:
         if bar is not None:
             bar.close()
-    _verify(part, url, dest, h.hexdigest(), sha256, expected_size, total)
+    _verify(part, url, dest, h.hexdigest(), sha256, expected_size, total, git_blob)
 
 
-def _download_http(url, dest, part, sha256, expected_size, progress, timeout, retries, chunk_size, headers) -> None:
+def _download_http(url, dest, part, sha256, expected_size, progress, timeout, retries, chunk_size, headers,
+                   git_blob=None) -> None:
     import http.client
     import socket
     import time
@@ -352,7 +381,7 @@ def _download_http(url, dest, part, sha256, expected_size, progress, timeout, re
                     _, total = _parse_content_range(e.headers.get("Content-Range"))
                     e.close()
                     if total is None or total == offset:
-                        _verify(part, url, dest, None, sha256, expected_size, total)
+                        _verify(part, url, dest, None, sha256, expected_size, total, git_blob)
                         return
                     part.unlink()  # the part is longer than the remote file: it cannot be a prefix of it
                     continue
@@ -407,7 +436,7 @@ def _download_http(url, dest, part, sha256, expected_size, progress, timeout, re
                         bar.close()
             if total is not None and offset + received < total:
                 raise http.client.IncompleteRead(b"", total - offset - received)
-            _verify(part, url, dest, None if h is None else h.hexdigest(), sha256, expected_size, total)
+            _verify(part, url, dest, None if h is None else h.hexdigest(), sha256, expected_size, total, git_blob)
             return
         except DownloadError:
             raise

@@ -9,6 +9,8 @@
 - ``vpzoo export CKPT OUT_DIR [--dtype float16]``: a ``vpzoo fit`` checkpoint to a zoo folder.
 - ``vpzoo add-checkpoint SRC --name NAME ...``: the checkpoints.yaml entry of an exported folder (printed, or
   appended with ``--write``).
+- ``vpzoo convert svg|drnet PATH OUT_DIR``: a model file saved by the authors' own code to a zoo folder
+  (:mod:`vpzoo.zoo.official`).
 - ``vpzoo benchmark [NAME] [--checkpoint CKPT ...] [--rerun]``: leaderboard reproduction (:mod:`vpzoo.leaderboard`):
   a benchmark's published numbers beside the zoo's recorded ones, and checkpoints measured under the same protocol.
 """
@@ -299,7 +301,8 @@ def _list(args: list[str]) -> int:
         w = e["weights"]
         metrics = ", ".join(metric_text(m) for m in e["metrics"])
         rows.append((name, e["model"], e["dataset"], f"{e['context_frames']}->{e['future_frames']}",
-                     f"{w['size'] / 1e6:.1f} MB {w['dtype']} ({w['source']})", metrics))
+                     f"{w['size'] / 1e6:.1f} MB {w['dtype']} ({w['source']})" if "dtype" in w
+                     else "authors' file (official)", metrics))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1])
@@ -616,11 +619,39 @@ commands:
   list [PATTERN] [--checkpoints | --all]                       registered models / pretrained checkpoints
   export CKPT OUT_DIR [--dtype float16]                        Lightning checkpoint -> zoo folder
   add-checkpoint SRC --name NAME ... [--write]                 checkpoints.yaml entry of an exported folder
+  convert svg|drnet PATH OUT_DIR [--lstm PATH]                 the authors' own model.pth -> zoo folder
   benchmark [NAME] [--checkpoint CKPT ...] [--rerun]          published vs zoo numbers; measure checkpoints
   data prepare NAME --root DIR                                 download and preprocess a dataset once
   data list                                                    the datasets `data prepare` knows
 
 Run `vpzoo fit --help` for every option of a Lightning command, `vpzoo COMMAND --help` for the others."""
+
+# ------------------------------------------------------------------------------------------------ convert
+def _convert(args: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="vpzoo convert",
+        description="Convert a model file saved by the authors' own code (edenton/svg or edenton/drnet-py model.pth, "
+        "legacy or zip serialisation) into a zoo folder that vpzoo.load and `vpzoo predict` take. The file is read "
+        "with PyTorch's weights-only unpickler and stand-in classes: nothing in it is run.",
+    )
+    parser.add_argument("converter", choices=("svg", "drnet"), help="which authors' code saved the file")
+    parser.add_argument("path", help="the authors' .pth file (for drnet: train_drnet.py's file)")
+    parser.add_argument("out_dir", help="output folder")
+    parser.add_argument("--lstm", default=None, metavar="PATH",
+                        help="drnet only: the pose LSTM file of train_lstm.py trained on these networks")
+    opts = parser.parse_args(args)
+
+    from vpzoo.zoo.official import convert_official, read_official_file
+
+    kwargs = {}
+    if opts.lstm is not None:
+        if opts.converter != "drnet":
+            parser.error("--lstm applies to the drnet converter only")
+        kwargs["networks"] = read_official_file(opts.lstm)
+    out = convert_official(opts.path, opts.out_dir, opts.converter, **kwargs)
+    print(f"wrote {out}/: config.json, model.safetensors, README.md (load it with vpzoo.load({str(out)!r}))")
+    return 0
+
 
 def _data(args: list[str]) -> int:
     from vpzoo.data.prepare import main as prepare_main
@@ -630,6 +661,7 @@ def _data(args: list[str]) -> int:
 
 _ZOO_COMMANDS = {"list": _list, "export": _export, "add-checkpoint": _add_checkpoint, "benchmark": _benchmark,
                  "data": _data}
+_ZOO_COMMANDS["convert"] = _convert
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,7 +35,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from vpzoo.cache import DownloadError, default_cache_dir, download_url, sha256_file
+from vpzoo.cache import DownloadError, default_cache_dir, download_url, git_blob_sha1, sha256_file
 
 __all__ = [
     "WeightSpec",
@@ -83,6 +83,8 @@ class WeightSpec:
         sha256: the file's full hex sha256, or ``None`` where it has not been pinned.
         sha256_prefix: the leading hex digits of the sha256 (torchvision's ``<name>-<prefix>.pth`` convention),
             checked when ``sha256`` is ``None``.
+        git_blob: the file's git blob id (40 hex, ``git hash-object``), checked when ``sha256`` is ``None``: the
+            pin of a file whose only public identity is its blob in a git repository at a known commit.
         size: the file size in bytes, if known (checked by the downloader).
         env_var: environment variable naming a local copy (``"VPZOO_I3D_PATH"``).
         search_paths: further local places to look; ``{torch_hub}`` expands to ``torch.hub.get_dir()``.
@@ -96,6 +98,7 @@ class WeightSpec:
     urls: tuple[str, ...] = ()
     sha256: str | None = None
     sha256_prefix: str | None = None
+    git_blob: str | None = None
     size: int | None = None
     env_var: str | None = None
     search_paths: tuple[str, ...] = ()
@@ -118,14 +121,20 @@ class WeightSpec:
             object.__setattr__(self, "sha256_prefix", self.sha256_prefix.lower())
             if not _HEX.match(self.sha256_prefix) or not 6 <= len(self.sha256_prefix) <= 64:
                 raise ValueError(f"WeightSpec.sha256_prefix must be 6-64 hex digits, got {self.sha256_prefix!r}")
+        if self.git_blob is not None:
+            object.__setattr__(self, "git_blob", self.git_blob.lower())
+            if not re.match(r"^[0-9a-f]{40}$", self.git_blob):
+                raise ValueError(f"WeightSpec.git_blob must be 40 hex digits or None, got {self.git_blob!r}")
         if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 0):
             raise ValueError(f"WeightSpec.size must be a non-negative int or None, got {self.size!r}")
 
     @property
     def pin(self) -> str:
-        """How the file is pinned: ``"sha256"``, ``"sha256_prefix"`` or ``"none"``."""
+        """How the file is pinned: ``"sha256"``, ``"git_blob"``, ``"sha256_prefix"`` or ``"none"``."""
         if self.sha256 is not None:
             return "sha256"
+        if self.git_blob is not None:
+            return "git_blob"
         return "sha256_prefix" if self.sha256_prefix is not None else "none"
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,7 +153,8 @@ class ResolvedWeights:
         name: the spec's name.
         path: the local file.
         sha256: the file's own sha256 (its identity, recorded with every reported number).
-        verified: ``"sha256"`` (matches the pinned digest), ``"sha256_prefix"`` (matches the pinned prefix),
+        verified: ``"sha256"`` (matches the pinned digest), ``"git_blob"`` (matches the pinned git blob id),
+            ``"sha256_prefix"`` (matches the pinned prefix),
             ``"unpinned"`` (the spec pins no digest) or ``"mismatch"`` (accepted with ``verify=False``).
         origin: ``"argument"``, ``"env:<VAR>"``, ``"cache"``, ``"search_path"`` or ``"download"``.
         url: the URL it was downloaded from (``None`` unless ``origin == "download"``).
@@ -229,8 +239,12 @@ def _file_sha256(path: Path) -> str:
 def _check(spec: WeightSpec, path: Path, verify: bool, origin: str) -> tuple[str, str]:
     """Hash ``path`` and compare with the spec's pin; returns ``(sha256, verified)``."""
     digest = _file_sha256(path)
+    got = digest
     if spec.sha256 is not None:
         ok, level, expected = digest == spec.sha256, "sha256", spec.sha256
+    elif spec.git_blob is not None:
+        blob = git_blob_sha1(path)
+        ok, level, expected, got = blob == spec.git_blob, "git_blob", spec.git_blob, blob
     elif spec.sha256_prefix is not None:
         ok, level, expected = digest.startswith(spec.sha256_prefix), "sha256_prefix", spec.sha256_prefix + "..."
     else:
@@ -244,7 +258,8 @@ def _check(spec: WeightSpec, path: Path, verify: bool, origin: str) -> tuple[str
         return digest, level
     message = (
         f"weights {spec.name!r} from {origin} ({path}) do not match the pinned "
-        f"{'sha256' if level == 'sha256' else 'sha256 prefix'}: expected {expected}, got {digest}"
+        f"{ {'sha256': 'sha256', 'git_blob': 'git blob id'}.get(level, 'sha256 prefix')}: expected {expected}, "
+        f"got {got}"
     )
     if verify:
         raise WeightsVerificationError(
@@ -267,8 +282,9 @@ def _expand(template: str) -> Path:
 def _how_to_get(spec: WeightSpec, cache_path: Path) -> str:
     lines = []
     if spec.urls:
-        pin = spec.sha256 or (f"{spec.sha256_prefix}... (prefix)" if spec.sha256_prefix else "not pinned")
-        lines.append(f"Download it on a machine with internet access (sha256 {pin}):")
+        pin = ("sha256 " + spec.sha256 if spec.sha256 else f"git blob {spec.git_blob}" if spec.git_blob
+               else f"sha256 {spec.sha256_prefix}... (prefix)" if spec.sha256_prefix else "sha256 not pinned")
+        lines.append(f"Download it on a machine with internet access ({pin}):")
         lines.append(f"    curl -L -o {spec.filename} '{spec.urls[0]}'")
         for url in spec.urls[1:]:
             lines.append(f"  (mirror: {url})")
@@ -298,7 +314,8 @@ def _download(spec: WeightSpec, dest: Path, verify: bool, progress: bool) -> tup
     staging = _staging_path(dest)
     for url in spec.urls:
         try:
-            download_url(url, staging, sha256=spec.sha256, expected_size=spec.size, progress=progress)
+            download_url(url, staging, sha256=spec.sha256, expected_size=spec.size, progress=progress,
+                         git_blob=None if spec.sha256 else spec.git_blob)
         except DownloadError as e:
             errors.append(f"{url}: {e}")
             continue
@@ -414,19 +431,27 @@ def resolve_weights(
 
 
 # ------------------------------------------------------------------------------------------------ registry
-#: The TF-Hub-equivalent I3D (Kinetics-400) as a TorchScript file, from StyleGAN-V. Its sha256 is not published
-#: anywhere we could check (no internet here); until it is pinned, the file is accepted with a warning and the
-#: digest of the file actually used is recorded with every FVD.
+#: The TF-Hub-equivalent I3D (Kinetics-400) as a TorchScript file, from StyleGAN-V. Its sha256 is not published;
+#: its git blob id is: the same file is committed to JunyaoHu/common_metrics_on_video_quality
+#: (fvd/styleganv/i3d_torchscript.pt, blob 93daef59..., unchanged since commit 70984717), so it is pinned by that
+#: blob id (checked on every download and every use) and also downloaded from there at a pinned commit.
 I3D_TORCHSCRIPT = register_weights(
     WeightSpec(
         name="i3d_torchscript",
         filename="i3d_torchscript.pt",
-        urls=("https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",),
+        urls=(
+            "https://www.dropbox.com/s/ge9e5ujwgetktms/i3d_torchscript.pt?dl=1",
+            "https://github.com/JunyaoHu/common_metrics_on_video_quality/raw/"
+            "5f751734ce9cef4cd2dddb235726b75dff62a387/fvd/styleganv/i3d_torchscript.pt",
+        ),
         sha256=None,
+        git_blob="93daef59c7ae0e9e8f76225521407e60cbafa6aa",
         env_var="VPZOO_I3D_PATH",
         description="I3D Kinetics-400 (TF-Hub deepmind/i3d-kinetics-400/1), TorchScript port of StyleGAN-V",
         source="universome/stylegan-v src/metrics/frechet_video_distance.py (detector_url); equivalence with "
-        "TF-Hub shown in universome/fvd-comparison (L2 2.6e-4 on 4 clips, FVD 10.138085 vs 10.138084)",
+        "TF-Hub shown in universome/fvd-comparison (L2 2.6e-4 on 4 clips, FVD 10.138085 vs 10.138084); git blob "
+        "93daef59c7ae0e9e8f76225521407e60cbafa6aa of fvd/styleganv/i3d_torchscript.pt in "
+        "JunyaoHu/common_metrics_on_video_quality at 5f751734ce9cef4cd2dddb235726b75dff62a387",
         license="DeepMind kinetics-i3d weights, Apache-2.0 (TF-Hub module); port by the StyleGAN-V authors",
     )
 )

@@ -34,8 +34,10 @@ Deviations and options (all documented choices):
 - **Sampling.** ``predict`` draws all samples in one batch: the context is encoded once per clip and the recurrent
   states are repeated per sample, then each future step decodes and re-encodes ``B·N`` frames at once. It runs in
   eval mode (BatchNorm running statistics), as the contract requires. The official SVG-LP generation script keeps
-  the encoder/decoder in *train* mode (batch statistics of the test batch); numbers of ported official weights
-  can differ slightly because of that. SVG-FP conditions on the posterior *mean* during the context (as the
+  the encoder/decoder in *train* mode (batch statistics of the test batch of 100 clips): ``predict(...,
+  batchnorm="batch")`` reproduces that for ported official weights (statistics over the ``B`` clips of one time
+  step and one sample, as the official loop batches them; running statistics untouched; needs ``B >= 2``, and
+  each clip's prediction then depends on the other clips of the batch). SVG-FP conditions on the posterior *mean* during the context (as the
   official generation does); SVG-LP samples z from the posterior during the context and from the learned prior
   afterwards.
 - **Recurrent states** are sized from the input (the official code fixes them to ``batch_size``), and the LSTMs
@@ -87,6 +89,11 @@ class SVG(VideoPredictionModel):
     """
 
     learned_prior: bool = True
+    predict_options = {
+        "batchnorm": "'running' (default): BatchNorm uses its running statistics (eval mode); 'batch': the encoder "
+        "and decoder normalise with the statistics of the B clips of each time step and sample, as the official "
+        "generate_svg_lp.py does (B >= 2)",
+    }
     paper = {
         "title": "Stochastic Video Generation with a Learned Prior",
         "authors": "Emily Denton, Rob Fergus",
@@ -208,12 +215,37 @@ class SVG(VideoPredictionModel):
                 group["lr"] = self.hparams.lr
 
     # ------------------------------------------------------------------------------------------- sampling
+    def check_predict_options(self, context: Tensor, n_future: int, **options) -> dict:
+        mode = options.get("batchnorm", "running")
+        if mode not in ("running", "batch"):
+            raise ValueError(f"batchnorm must be 'running' or 'batch', got {mode!r}")
+        if mode == "batch" and context.shape[0] < 2:
+            raise ValueError(
+                f"batchnorm='batch' normalises over the clips of the batch (the official script used 100); got "
+                f"{context.shape[0]} clip: pass (B, T, C, H, W) with B >= 2")
+        return {"batchnorm": mode}
+
     def sample_future(
-        self, context: Tensor, n_future: int, num_samples: int, generator: torch.Generator
+        self, context: Tensor, n_future: int, num_samples: int, generator: torch.Generator,
+        batchnorm: str = "running",
     ) -> Tensor:
+        if batchnorm == "batch":
+            with _batch_statistics(self.encoder, self.decoder):
+                return self._sample(context, n_future, num_samples, generator, by_sample=True)
+        return self._sample(context, n_future, num_samples, generator, by_sample=False)
+
+    def _sample(self, context: Tensor, n_future: int, num_samples: int, generator: torch.Generator,
+                by_sample: bool) -> Tensor:
+        """``sample_future``; ``by_sample`` runs the codec on the ``B`` frames of one time step and one sample per
+        call (the official loop's batches, for batch-statistics BatchNorm) instead of all frames at once."""
         b, n_ctx = context.shape[:2]
         n = num_samples
-        h_ctx, skips_ctx = self._encode(context)
+        if by_sample:
+            per_step = [self.encoder(context[:, t]) for t in range(n_ctx)]
+            h_ctx = torch.stack([h for h, _ in per_step], dim=1)
+            skips_ctx = [torch.stack([sk[i] for _, sk in per_step], dim=1) for i in range(len(per_step[0][1]))]
+        else:
+            h_ctx, skips_ctx = self._encode(context)
         h_rep = h_ctx.repeat_interleave(n, dim=0)  # (B·N, Tc, g), sample-major within each clip
         predictor_state = prior_state = None
         if n_ctx > 1:  # warm the recurrent states on the context, as in training
@@ -242,14 +274,60 @@ class SVG(VideoPredictionModel):
                     (b * n, self.hparams.z_dim), generator=generator, device=h_in.device, dtype=h_in.dtype
                 )
             g, predictor_state = self.frame_predictor(torch.cat([h_in, z], dim=-1)[:, None], predictor_state)
-            frame = self.decoder(g[:, 0], skips, skip_index)
+            if by_sample:
+                frame = _rows_by_sample(
+                    lambda rows: self.decoder(g[rows, 0], skips if skip_index is not None else [s[rows] for s in skips],
+                                              None if skip_index is None else skip_index[rows]), b, n)
+            else:
+                frame = self.decoder(g[:, 0], skips, skip_index)
             frames.append(frame)
             if k + 1 < n_future:
-                h_in, new_skips = self.encoder(frame)
+                if by_sample:
+                    encoded = _rows_by_sample(lambda rows: self.encoder(frame[rows]), b, n)
+                    h_in, new_skips = encoded[0], encoded[1:]
+                else:
+                    h_in, new_skips = self.encoder(frame)
                 if skip_mode == "previous":
                     skips, skip_index = new_skips, None
         out = torch.stack(frames, dim=1)  # (B·N, T_f, C, H, W)
         return out.view(b, n, n_future, *out.shape[2:])
+
+
+def _rows_by_sample(fn, b: int, n: int):
+    """Apply ``fn`` to the rows of each sample (rows ``k, N + k, 2N + k, ...`` of a ``B·N`` batch, clip-major) and
+    reassemble; ``fn`` returns a tensor or an encoder's ``(h, skips)``. Returns a tensor, or ``[h, *skips]``."""
+    order = torch.arange(b * n).view(b, n).t()  # order[k]: the B rows of sample k
+    parts = []
+    for rows in order:
+        out = fn(rows)
+        parts.append([out] if isinstance(out, Tensor) else [out[0], *out[1]])
+    results = []
+    for i in range(len(parts[0])):
+        first = parts[0][i]
+        full = first.new_empty((b * n, *first.shape[1:]))
+        for rows, part in zip(order, parts):
+            full[rows] = part[i]
+        results.append(full)
+    return results[0] if len(results) == 1 else results
+
+
+class _batch_statistics:
+    """Context manager: the BatchNorm layers of ``modules`` normalise with batch statistics and leave their running
+    statistics untouched (train mode with ``track_running_stats=False``); restored on exit."""
+
+    def __init__(self, *modules: torch.nn.Module) -> None:
+        self.norms = [m for module in modules for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+
+    def __enter__(self) -> None:
+        self.saved = [(m.training, m.track_running_stats) for m in self.norms]
+        for m in self.norms:
+            m.train()
+            m.track_running_stats = False
+
+    def __exit__(self, *exc) -> None:
+        for m, (training, track) in zip(self.norms, self.saved):
+            m.train(training)
+            m.track_running_stats = track
 
 
 @register_model("svg_lp")

@@ -6,6 +6,8 @@
 - ``model.save_pretrained(dir)``, ``model.push_to_hub(repo_id)``, ``Model.from_pretrained(...)``
   (:class:`~vpzoo.zoo.mixin.PretrainedMixin`, a base of every model); folder layout in :mod:`vpzoo.zoo.format`.
 - :func:`export_lightning_checkpoint` (``vpzoo export``): a ``vpzoo fit`` checkpoint to a zoo folder.
+- :mod:`vpzoo.zoo.official` (``vpzoo convert``): the authors' own pretrained files, read safely and converted
+  (registered as ``weights.source: official``: ``svg_lp_bair``, ``svg_lp_smmnist_official``, ``drnet_kth128_official``).
 - :func:`make_checkpoint_entry` / :func:`add_checkpoint` (``vpzoo add-checkpoint``): a new registry entry.
 - Errors: :mod:`vpzoo.zoo.errors`.
 

@@ -18,6 +18,8 @@ registry or a test's. Only checkpoints that exist are listed. Document layout::
           source: file                    # file: `path` relative to this YAML file's folder (the package)
           path: weights/svg_lp_smmnist.safetensors
           # source: hub -> repo: owner/name, filename: model.safetensors, revision: <40-hex commit>
+          # source: official -> url (raw file at a pinned commit), git_blob, converter (see _official_entry_problems;
+          #   the authors' file is downloaded and converted on first use, vpzoo.zoo.official)
           sha256: <64 hex>
           size: 25000000                  # bytes
           dtype: float16
@@ -118,6 +120,8 @@ def _entry_problems(entry: Any, index: int) -> list[str]:
         return [f"{where} must be a mapping, got {type(entry).__name__}"]
     if isinstance(entry.get("name"), str):
         where = f"checkpoints[{index}] ({entry['name']})"
+    if isinstance(entry.get("weights"), dict) and entry["weights"].get("source") == "official":
+        return _official_entry_problems(entry, where)
     problems = _check_types(entry, _ENTRY_KEYS, where, required=True)
     problems += _check_types(entry, _OPTIONAL_KEYS, where, required=False)
     unknown = sorted(set(entry) - set(_ENTRY_KEYS) - set(_OPTIONAL_KEYS))
@@ -170,6 +174,65 @@ def _entry_problems(entry: Any, index: int) -> list[str]:
     if not entry["metrics"]:
         problems.append(f"{where}.metrics: at least one metric measured on the test protocol is required")
     else:
+        try:
+            check_metrics(entry["metrics"], f"{where}.metrics")
+        except ValueError as e:
+            problems.append(str(e))
+    return problems
+
+
+# ``weights.source: official``: the authors' own file, downloaded from its pinned URL, verified by its git blob id
+# and converted by vpzoo.zoo.official (see official_checkpoint). ``status: planned`` marks an entry whose converter
+# does not exist yet (only url and the facts a converter needs are recorded; it cannot be loaded).
+_OFFICIAL_KEYS = {"name": str, "model": str, "dataset": str, "weights": dict, "license": str, "paper": dict,
+                  "notes": str}
+_OFFICIAL_READY_KEYS = {"image_size": int, "channels": int, "context_frames": int, "future_frames": int,
+                        "config": dict}
+_OFFICIAL_OPTIONAL = {"status": str, "training": dict, "metrics": list, **_OFFICIAL_READY_KEYS}
+_OFFICIAL_WEIGHTS = {"source": str, "url": str, "git_blob": str, "converter": str}
+_OFFICIAL_WEIGHTS_OPTIONAL = {"size": int, "repo": str, "commit": str, "path": str, "format": str, "filename": str}
+
+
+def _official_entry_problems(entry: dict[str, Any], where: str) -> list[str]:
+    planned = entry.get("status") == "planned"
+    problems = _check_types(entry, _OFFICIAL_KEYS, where, required=True)
+    problems += _check_types(entry, _OFFICIAL_OPTIONAL, where, required=False)
+    if not planned:
+        problems += _check_types(entry, _OFFICIAL_READY_KEYS, where, required=True)
+    unknown = sorted(set(entry) - set(_OFFICIAL_KEYS) - set(_OFFICIAL_OPTIONAL))
+    if unknown:
+        problems.append(f"{where}: unknown keys {unknown}")
+    if "status" in entry and entry["status"] != "planned":
+        problems.append(f"{where}.status must be 'planned' (or absent), got {entry['status']!r}")
+    if problems:
+        return problems
+    if not _NAME_RE.match(entry["name"]):
+        problems.append(f"{where}.name must match {_NAME_RE.pattern}, got {entry['name']!r}")
+    w, wh = entry["weights"], f"{where}.weights"
+    problems += _check_types(w, {"source": str, "url": str} if planned else _OFFICIAL_WEIGHTS, wh, required=True)
+    problems += _check_types(w, {**_OFFICIAL_WEIGHTS, **_OFFICIAL_WEIGHTS_OPTIONAL}, wh, required=False)
+    extra = sorted(set(w) - set(_OFFICIAL_WEIGHTS) - set(_OFFICIAL_WEIGHTS_OPTIONAL))
+    if extra:
+        problems.append(f"{wh}: unknown keys {extra} for source 'official'")
+    if problems:
+        return problems
+    if not w["url"].startswith(("https://", "http://")):  # the content is pinned by git_blob, not by the transport
+        problems.append(f"{wh}.url must be an http(s):// URL, got {w['url']!r}")
+    if "git_blob" in w and not _HEX40.match(w["git_blob"]):
+        problems.append(f"{wh}.git_blob must be a git blob id (40 lowercase hex), got {w['git_blob']!r}")
+    if "commit" in w and not _HEX40.match(w["commit"]):
+        problems.append(f"{wh}.commit must be a 40-hex commit, got {w['commit']!r}")
+    if not planned:
+        from vpzoo.zoo.official import CONVERTERS
+
+        if w["converter"] not in CONVERTERS:
+            problems.append(f"{wh}.converter must be one of {sorted(CONVERTERS)}, got {w['converter']!r}")
+        for key, cfg_key in _CONFIG_OF.items():
+            if entry["config"].get(cfg_key) != entry[key]:
+                problems.append(f"{where}.{key} = {entry[key]} but config.{cfg_key} = "
+                                f"{entry['config'].get(cfg_key)!r}; they must agree")
+    problems += _check_types(entry["paper"], {"title": str}, f"{where}.paper", required=True)
+    if entry.get("metrics"):
         try:
             check_metrics(entry["metrics"], f"{where}.metrics")
         except ValueError as e:
@@ -242,6 +305,8 @@ def validate_checkpoints(path: str | os.PathLike | None = None, *, check_files: 
     problems = []
     known = set(list_models())
     for name, entry in entries.items():
+        if entry.get("status") == "planned":  # no converter or weights yet: nothing to build
+            continue
         if entry["model"] not in known:
             problems.append(f"{name}: model {entry['model']!r} is not registered (known: {sorted(known)})")
             continue
@@ -268,12 +333,14 @@ def validate_checkpoints(path: str | os.PathLike | None = None, *, check_files: 
 def list_checkpoints(
     pattern: str = "*", *, model: str | None = None, dataset: str | None = None, path: str | os.PathLike | None = None
 ) -> list[str]:
-    """Sorted names of the registered checkpoints matching the fnmatch ``pattern`` (and ``model``/``dataset``)."""
+    """Sorted names of the registered checkpoints matching the fnmatch ``pattern`` (and ``model``/``dataset``);
+    entries with ``status: planned`` (not loadable yet) are left out."""
     if not isinstance(pattern, str):
         raise TypeError(f"pattern must be a str, got {type(pattern).__name__}")
     return sorted(
         name for name, e in read_checkpoints(path).items()
         if fnmatch.fnmatch(name, pattern) and model in (None, e["model"]) and dataset in (None, e["dataset"])
+        and e.get("status") != "planned"
     )
 
 

@@ -135,6 +135,14 @@ def _load_entry(
     hub_kwargs: dict[str, Any],
 ) -> "VideoPredictionModel":
     w = entry["weights"]
+    if w["source"] == "official":  # the authors' own file: downloaded, verified by git blob, converted once
+        from vpzoo.zoo.official import official_checkpoint
+
+        folder = official_checkpoint(entry, local_files_only=hub_kwargs["local_files_only"],
+                                     force_download=hub_kwargs["force_download"])
+        model, info = load_folder_or_file(folder, map_location=read_to, device=target, strict=strict, sha256=sha256)
+        info.update(source=entry["name"], revision=None, name=entry["name"], entry=entry)
+        return _finish(model, info)
     if sha256 is not None and sha256.lower() != w["sha256"]:
         raise ValueError(f"sha256={sha256!r} contradicts the registry's {w['sha256']} for {entry['name']!r}")
     what = f"checkpoint {entry['name']!r}"
