@@ -15,7 +15,6 @@ snapshot link to it from the cache, so nothing corrupt stays behind, and raises
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import tempfile
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
+from vpzoo.cache import git_blob_sha1
 from vpzoo.zoo.errors import CheckpointUnavailableError, CorruptCheckpointError
 from vpzoo.zoo.format import CARD_NAME, CONFIG_NAME, WEIGHTS_NAME, file_sha256, save_pretrained
 
@@ -164,14 +164,6 @@ def _unavailable_message(what: str, cache_dir: str, local_files_only: bool, caus
     )
 
 
-def _git_blob_sha1(path: Path) -> str:
-    h = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def purge_cached_file(path: str | os.PathLike) -> list[Path]:
     """Delete a cached Hub file: its blob and every snapshot link to that blob. Returns what was removed.
 
@@ -306,7 +298,7 @@ def hub_file(
             if _HEX64.match(etag):
                 actual, expected, kind = file_sha256(path), etag, "sha256 (the Hub's LFS hash)"
             elif _HEX40.match(etag):
-                actual, expected, kind = _git_blob_sha1(path), etag, "git blob sha1 (the Hub's hash)"
+                actual, expected, kind = git_blob_sha1(path), etag, "git blob sha1 (the Hub's hash)"
             else:  # no symlinks (e.g. Windows without developer mode): nothing to check against
                 return path
     except OSError as e:
