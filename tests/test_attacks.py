@@ -441,3 +441,23 @@ def test_temporaries_of_a_killed_preparation_are_removed(tmp_path):
         writer.append(np.zeros((3, 2), np.uint8))
     assert not stale.exists() and live.exists()
     assert np.load(tmp_path / "frames.npy").shape == (3, 2)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--out", "missing_folder/p.gif"], "the folder .*missing_folder does not exist"),
+    (["--grid", "p.jpg"], "--grid must end with .png"),
+    (["--fps", "1e9"], "--fps must be at most 100"),
+    (["--fps", "nan"], "--fps must be positive"),
+    (["--device", "gpu7"], "--device 'gpu7' is not a device"),
+    (["--input", "."], "--input . is a folder, not a clip"),
+])
+def test_predict_output_options_are_checked_before_any_work(tmp_path, monkeypatch, capsys, flags, message):
+    import vpzoo as package
+
+    monkeypatch.chdir(tmp_path)
+    loaded = []
+    monkeypatch.setattr(package, "load", lambda *a, **k: loaded.append(a))  # must not be reached
+    with pytest.raises(SystemExit) as exit_info:
+        main(["predict", "svg_lp_smmnist", *flags])
+    assert exit_info.value.code == 2 and loaded == []
+    assert __import__("re").search(message, capsys.readouterr().err)

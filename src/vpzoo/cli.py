@@ -349,8 +349,34 @@ def _predict(args: list[str]) -> int:
     if Path(opts.out).suffix.lower() != ".gif":
         parser.error(f"--out must end with .gif, got {opts.out!r}")
     for name, value in (("--n-future", opts.n_future), ("--num-samples", opts.num_samples), ("--fps", opts.fps)):
-        if value <= 0:
+        if not value > 0:
             parser.error(f"{name} must be positive, got {value}")
+    # everything the user typed is checked before the model is loaded and the sampling work is done
+    if not opts.fps <= 100:
+        parser.error(f"--fps must be at most 100 (GIF frame times are whole hundredths of a second), got {opts.fps}")
+    if opts.fps_factor < 1:
+        parser.error(f"--fps-factor must be an integer >= 1, got {opts.fps_factor}")
+    grid = opts.grid if opts.grid is not None else str(Path(opts.out).with_suffix(".png"))
+    if Path(grid).suffix.lower() != ".png":
+        parser.error(f"--grid must end with .png, got {grid!r}")
+    for flag, target in (("--out", opts.out), ("--grid", grid)):
+        folder = Path(target).resolve().parent
+        if Path(target).is_dir():
+            parser.error(f"{flag} {target} is a folder: give a file name")
+        if not folder.is_dir():
+            parser.error(f"{flag} {target}: the folder {folder} does not exist; create it first")
+        if not os.access(folder, os.W_OK):
+            parser.error(f"{flag} {target}: the folder {folder} is not writable")
+    if opts.input is not None and not Path(opts.input).is_file():
+        what = "is a folder, not a clip" if Path(opts.input).is_dir() else "does not exist"
+        parser.error(f"--input {opts.input} {what}: pass a clip file (.gif, .npy, .mp4, .avi, .mov, .mkv, .webm)")
+    if opts.device != "auto":
+        try:
+            import torch
+
+            torch.device(opts.device)
+        except RuntimeError:
+            parser.error(f"--device {opts.device!r} is not a device: use 'auto', 'cpu', 'cuda' or 'cuda:N'")
 
     import torch
 
@@ -362,8 +388,6 @@ def _predict(args: list[str]) -> int:
         parser.error(f"--device {device}: no CUDA GPU is usable here (torch.cuda.is_available() is False); use "
                      "--device cpu, or --device auto to take a GPU when there is one")
     model = vpzoo.load(opts.model, device=device, revision=opts.revision)
-    if opts.fps_factor < 1:
-        parser.error(f"--fps-factor must be an integer >= 1, got {opts.fps_factor}")
     if opts.fps_factor > 1 and "times" not in model.predict_options:
         parser.error(f"--fps-factor needs a continuous-time model (predict(..., times=...)); "
                      f"{type(model).__name__} predicts at the frame interval only")
