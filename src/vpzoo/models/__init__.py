@@ -6,7 +6,8 @@ Importing this package registers every model in :mod:`vpzoo.registry`.
 from vpzoo.models.base import VideoPredictionModel
 from vpzoo.models.copy_last import CopyLast
 from vpzoo.models.drnet import DRNet
+from vpzoo.models.p2p import P2P
 from vpzoo.models.sv2p import SV2P
 from vpzoo.models.svg import SVG, SVGFP, SVGLP
 
-__all__ = ["VideoPredictionModel", "CopyLast", "DRNet", "SV2P", "SVG", "SVGLP", "SVGFP"]
+__all__ = ["VideoPredictionModel", "CopyLast", "DRNet", "P2P", "SV2P", "SVG", "SVGLP", "SVGFP"]
