@@ -257,3 +257,49 @@ def test_fit_ddp_two_processes_on_cpu(tmp_path):
     rows = read_metrics(tmp_path / "logs")
     assert 0 < last_value(rows, "val/ssim") <= 1 and last_value(rows, "train/cpc") > 0
     assert len([r for r in rows if r.get("train/loss")]) == 4
+
+
+# ------------------------------------------------------------------------------------------------ benchmark
+def test_point_to_point_benchmark_equals_a_direct_metrics_computation():
+    from vpzoo.data.smmnist import StochasticMovingMNISTDataModule
+    from vpzoo.metrics import psnr, ssim
+    from vpzoo.point_to_point import crossfade, run_point_to_point_benchmark
+
+    model = tiny()
+    data = StochasticMovingMNISTDataModule(eval_seq_len=6, num_test=4, eval_batch_size=2, batch_size=2)
+    result = run_point_to_point_benchmark(model, num_samples=3, num_test=4, seed=5, datamodule=data)
+    assert result["num_sequences"] == 4 and result["clip_length"] == 6
+
+    data.setup("test")
+    clips = torch.cat(list(data.test_dataloader()))
+    samples = torch.cat([model.predict(c[:, :1], 5, num_samples=3, seed=5 + i, end_frame=c[:, -1])
+                         for i, c in enumerate(clips.split(2))])
+    end = clips[:, -1:]
+    want = {
+        "cp_psnr": torch.stack([psnr(samples[:, k, -1:], end) for k in range(3)]).mean(),
+        "cp_ssim": torch.stack([ssim(samples[:, k, -1:], end) for k in range(3)]).mean(),
+        "psnr": torch.stack([psnr(samples[:, k, :-1], clips[:, 1:-1]).mean(1) for k in range(3)]).amax(0).mean(),
+        "ssim": torch.stack([ssim(samples[:, k, :-1], clips[:, 1:-1]).mean(1) for k in range(3)]).amax(0).mean(),
+        "diversity": torch.stack([(samples[:, i, :-1] - samples[:, j, :-1]).pow(2).mean((1, 2, 3, 4))
+                                  for i, j in ((0, 1), (0, 2), (1, 2))]).mean(),
+    }
+    for name, value in want.items():
+        assert result["values"]["model"][name] == pytest.approx(float(value), rel=1e-5, abs=1e-7), name
+    start = clips[:, :1]
+    assert result["values"]["repeat_start"]["cp_psnr"] == pytest.approx(float(psnr(start, end).mean()), rel=1e-5)
+    assert result["values"]["repeat_start"]["diversity"] == 0.0
+    assert result["values"]["crossfade"]["cp_psnr"] == 100.0  # the end frame itself, clamped like a perfect frame
+    fade = crossfade(clips)[:, 0]
+    assert torch.allclose(fade[:, -1], clips[:, -1]) and torch.allclose(fade[:, 2], 0.4 * clips[:, 0] + 0.6 * clips[:, -1])
+    assert result["values"]["crossfade"]["ssim"] == pytest.approx(float(ssim(fade[:, :-1], clips[:, 1:-1]).mean()),
+                                                                  rel=1e-5)
+    with pytest.raises(ValueError, match="end_frame"):
+        run_point_to_point_benchmark(SVGLP(**tiny_svg_kwargs(n_past=1)), datamodule=data)
+
+
+def test_benchmark_command_describes_the_protocol_and_has_no_guessed_numbers(capsys):
+    from vpzoo.cli import main
+
+    assert main(["benchmark", "smmnist_p2p"]) == 0
+    out = capsys.readouterr().out
+    assert "smmnist_p2p" in out and "published: none" in out
