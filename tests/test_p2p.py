@@ -303,3 +303,31 @@ def test_benchmark_command_describes_the_protocol_and_has_no_guessed_numbers(cap
     assert main(["benchmark", "smmnist_p2p"]) == 0
     out = capsys.readouterr().out
     assert "smmnist_p2p" in out and "published: none" in out
+
+
+def test_predict_command_with_an_end_frame(tmp_path, capsys):
+    from PIL import Image
+
+    from vpzoo.cli import main
+
+    torch.manual_seed(0)
+    tiny().save_pretrained(tmp_path / "p2p")
+    clip = (moving_square(1, 8)[0, :, 0] * 255).numpy().astype(np.uint8)  # (T, H, W)
+    np.save(tmp_path / "clip.npy", clip)
+    Image.fromarray(clip[5]).save(tmp_path / "end.png")
+    common = ["predict", str(tmp_path / "p2p"), "--input", str(tmp_path / "clip.npy"), "--n-future", "5",
+              "--num-samples", "2"]
+    assert main([*common, "--end-from-input", "--out", str(tmp_path / "a.gif")]) == 0
+    assert main([*common, "--end-frame", str(tmp_path / "end.png"), "--out", str(tmp_path / "b.gif")]) == 0
+    assert (tmp_path / "a.gif").is_file() and (tmp_path / "b.png").is_file()
+    assert (tmp_path / "a.gif").read_bytes() == (tmp_path / "b.gif").read_bytes()  # the same end frame, same seed
+    for extra, match in (([], "--end-frame END.png or --end-from-input"),
+                         (["--end-from-input", "--n-future", "9"], "needs 10 frames")):
+        with pytest.raises(SystemExit):
+            main([*common, *extra, "--out", str(tmp_path / "c.gif")])
+        assert match in capsys.readouterr().err
+    SVGLP(**tiny_svg_kwargs(n_past=1)).save_pretrained(tmp_path / "svg")
+    with pytest.raises(SystemExit):
+        main(["predict", str(tmp_path / "svg"), "--input", str(tmp_path / "clip.npy"), "--n-future", "2",
+              "--end-from-input", "--out", str(tmp_path / "d.gif")])
+    assert "SVGLP takes no end frame" in capsys.readouterr().err

@@ -143,6 +143,10 @@ def _predict(args: list[str]) -> int:
     parser.add_argument("--n-future", type=int, default=10, help="frames to predict (default 10)")
     parser.add_argument("--num-samples", type=int, default=3, help="samples to draw (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    parser.add_argument("--end-frame", help="target end frame of goal-conditioned models (p2p): an image (.png, "
+                        ".jpg) or the first frame of a .gif/.npy/video; the last predicted frame aims at it")
+    parser.add_argument("--end-from-input", action="store_true", help="goal-conditioned models: the clip's own "
+                        "frame at the last predicted position is the end frame")
     parser.add_argument("--out", default="pred.gif", help="output GIF (default pred.gif)")
     parser.add_argument("--grid", default=None, help="output PNG grid (default: --out with suffix .png)")
     parser.add_argument("--fps", type=float, default=4.0, help="GIF frame rate")
@@ -183,7 +187,25 @@ def _predict(args: list[str]) -> int:
     if clip.shape[0] < n_ctx:
         parser.error(f"{source} has {clip.shape[0]} frames, fewer than the {n_ctx} context frames needed")
     context, target = clip[:n_ctx], clip[n_ctx:n_ctx + opts.n_future]
-    pred = model.predict(context, opts.n_future, num_samples=opts.num_samples, seed=opts.seed)  # (1, N, T, C, H, W)
+    options = {}
+    goal = "end_frame" in model.predict_options
+    if opts.end_frame is not None or opts.end_from_input:
+        if not goal:
+            parser.error(f"{type(model).__name__} takes no end frame (--end-frame/--end-from-input are for "
+                         "goal-conditioned models such as p2p)")
+        if opts.end_frame is not None and opts.end_from_input:
+            parser.error("give either --end-frame or --end-from-input, not both")
+        if opts.end_from_input:
+            if len(target) < opts.n_future:
+                parser.error(f"--end-from-input needs {n_ctx + opts.n_future} frames in {source}, it has "
+                             f"{clip.shape[0]}")
+            options["end_frame"] = target[-1]
+        else:
+            options["end_frame"] = _read_end_frame(opts.end_frame, model.channels)
+    elif goal:
+        parser.error(f"{type(model).__name__} generates towards a target end frame: pass --end-frame END.png or "
+                     "--end-from-input")
+    pred = model.predict(context, opts.n_future, num_samples=opts.num_samples, seed=opts.seed, **options)
     gif, png = write_prediction(opts.out, context, pred[0], target if len(target) else None,
                                 png_path=opts.grid, fps=opts.fps)
     print(f"{opts.model} ({type(model).__name__}, {model.device}): {n_ctx} context frames of {source} -> "
@@ -199,6 +221,25 @@ def _predict(args: list[str]) -> int:
               + ", ".join(scores))
     print(f"wrote {gif} and {png}")
     return 0
+
+
+def _read_end_frame(path: str, channels: int):
+    """One frame ``(C, H, W)`` float in [0, 1] from an image file, or the first frame of a clip file."""
+    import numpy as np
+
+    from vpzoo.io import _set_channels, read_video, to_video_tensor
+
+    gray = {1: True, 3: False}.get(channels)
+    if Path(path).suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".webp"):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no such end frame: {path}")
+        from PIL import Image
+
+        with Image.open(path) as image:
+            frames = _set_channels(np.asarray(image.convert("RGB"))[None], gray)
+    else:
+        frames = read_video(path, grayscale=gray, max_frames=1)
+    return to_video_tensor(frames)[0]
 
 
 def _demo_benchmark(reference: str, model):
