@@ -321,6 +321,11 @@ def test_predict_command_with_an_end_frame(tmp_path, capsys):
     assert main([*common, "--end-frame", str(tmp_path / "end.png"), "--out", str(tmp_path / "b.gif")]) == 0
     assert (tmp_path / "a.gif").is_file() and (tmp_path / "b.png").is_file()
     assert (tmp_path / "a.gif").read_bytes() == (tmp_path / "b.gif").read_bytes()  # the same end frame, same seed
+    grid = np.asarray(Image.open(tmp_path / "a.png").convert("RGB"))
+    assert grid.shape == (3 * 68, (1 + 5 + 1) * 68, 3)  # rows: truth + 2 samples; columns: start, 5 frames, end frame
+    for row in range(3):  # the end frame, framed orange, at the right of every row
+        assert (grid[row * 68 + 2: row * 68 + 66, -66:-2, 0] == clip[5]).all()
+        assert tuple(grid[row * 68, -1]) == (240, 150, 20)
     for extra, match in (([], "--end-frame END.png or --end-from-input"),
                          (["--end-from-input", "--n-future", "9"], "needs 10 frames")):
         with pytest.raises(SystemExit):

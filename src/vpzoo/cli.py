@@ -207,7 +207,7 @@ def _predict(args: list[str]) -> int:
                      "--end-from-input")
     pred = model.predict(context, opts.n_future, num_samples=opts.num_samples, seed=opts.seed, **options)
     gif, png = write_prediction(opts.out, context, pred[0], target if len(target) else None,
-                                png_path=opts.grid, fps=opts.fps)
+                                png_path=opts.grid, fps=opts.fps, end_frame=options.get("end_frame"))
     print(f"{opts.model} ({type(model).__name__}, {model.device}): {n_ctx} context frames of {source} -> "
           f"{opts.num_samples} sample(s) of {opts.n_future} frames (seed {opts.seed})")
     if len(target):

@@ -1,7 +1,8 @@
 """Pictures of a prediction: an animated GIF and a PNG grid of context | ground truth | samples.
 
 Colour code (frames get a coloured border): green = context frame (given to the model), blue = ground truth
-future frame, red = predicted frame, dark grey = not available (no ground truth that far).
+future frame, red = predicted frame, dark grey = not available (no ground truth that far), orange = the target end frame of a
+goal-conditioned model (P2P), shown in an extra column/panel at the right.
 """
 
 from __future__ import annotations
@@ -16,6 +17,17 @@ from torch import Tensor
 __all__ = ["prediction_gif_frames", "prediction_grid", "write_prediction"]
 
 _CONTEXT, _TRUTH, _PRED, _BLANK = (40, 170, 40), (40, 90, 220), (210, 40, 40), (45, 45, 45)
+_GOAL = (240, 150, 20)
+
+
+def _goal_panel(end_frame: Tensor | None, context: Tensor, border: int) -> np.ndarray | None:
+    """The framed end frame ``(C, H, W)`` of a goal-conditioned prediction, or None."""
+    if end_frame is None:
+        return None
+    if end_frame.shape != context.shape[1:]:
+        raise ValueError(f"end_frame must be (C, H, W) = {tuple(context.shape[1:])}, got {tuple(end_frame.shape)}")
+    img = _check(end_frame[None], end_frame[None, None], None)[0][0]
+    return _framed(img, _GOAL, img.shape[0], img.shape[1], border)
 
 
 def _check(context: Tensor, samples: Tensor, target: Tensor | None) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -46,7 +58,8 @@ def _framed(img: np.ndarray | None, color: tuple[int, int, int], h: int, w: int,
 
 
 def prediction_gif_frames(
-    context: Tensor, samples: Tensor, target: Tensor | None = None, border: int = 2
+    context: Tensor, samples: Tensor, target: Tensor | None = None, border: int = 2,
+    end_frame: Tensor | None = None,
 ) -> np.ndarray:
     """Animation frames: panel 0 is the real clip (context, then ground truth), panels 1..N the samples.
 
@@ -55,11 +68,13 @@ def prediction_gif_frames(
         samples: ``(N, T_f, C, H, W)`` in [0, 1].
         target: ``(T_t, C, H, W)`` ground-truth future (any length; frames past ``T_t`` are shown blank).
         border: width of the coloured border.
+        end_frame: ``(C, H, W)`` target end frame of a goal-conditioned model, shown as one more panel (right).
 
     Returns:
-        uint8 ``(T_c + T_f, H + 2b, (N + 1) (W + 2b), 3)``.
+        uint8 ``(T_c + T_f, H + 2b, (N + 1) (W + 2b), 3)`` (``N + 2`` panels with ``end_frame``).
     """
     ctx, smp, tgt = _check(context, samples, target)
+    goal = _goal_panel(end_frame, context, border)
     n, t_f, h, w = smp.shape[0], smp.shape[1], ctx.shape[1], ctx.shape[2]
     frames = []
     for t in range(ctx.shape[0] + t_f):
@@ -70,21 +85,26 @@ def prediction_gif_frames(
             truth = tgt[k] if tgt is not None and k < len(tgt) else None
             panels = [_framed(truth, _TRUTH if truth is not None else _BLANK, h, w, border)]
             panels += [_framed(smp[i, k], _PRED, h, w, border) for i in range(n)]
-        frames.append(np.concatenate(panels, axis=1))
+        frames.append(np.concatenate(panels + ([goal] if goal is not None else []), axis=1))
     return np.stack(frames)
 
 
-def prediction_grid(context: Tensor, samples: Tensor, target: Tensor | None = None, border: int = 2) -> np.ndarray:
+def prediction_grid(context: Tensor, samples: Tensor, target: Tensor | None = None, border: int = 2,
+                    end_frame: Tensor | None = None) -> np.ndarray:
     """One picture: columns are time; row 0 the real clip (context | ground truth), rows 1..N context | sample i.
 
-    Arguments as :func:`prediction_gif_frames`; returns uint8 ``((N + 1) (H + 2b), (T_c + T_f) (W + 2b), 3)``.
+    Arguments as :func:`prediction_gif_frames`; returns uint8 ``((N + 1) (H + 2b), (T_c + T_f) (W + 2b), 3)``, with
+    ``end_frame`` one more column at the right holding it in every row.
     """
     ctx, smp, tgt = _check(context, samples, target)
+    goal = _goal_panel(end_frame, context, border)
     n, t_f, h, w = smp.shape[0], smp.shape[1], ctx.shape[1], ctx.shape[2]
     head = [_framed(f, _CONTEXT, h, w, border) for f in ctx]
     rows = [head + [_framed(tgt[k] if tgt is not None and k < len(tgt) else None,
                             _TRUTH if tgt is not None and k < len(tgt) else _BLANK, h, w, border) for k in range(t_f)]]
     rows += [head + [_framed(smp[i, k], _PRED, h, w, border) for k in range(t_f)] for i in range(n)]
+    if goal is not None:
+        rows = [r + [goal] for r in rows]
     return np.concatenate([np.concatenate(r, axis=1) for r in rows], axis=0)
 
 
@@ -95,8 +115,10 @@ def write_prediction(
     target: Tensor | None = None,
     png_path: str | os.PathLike | None = None,
     fps: float = 4.0,
+    end_frame: Tensor | None = None,
 ) -> tuple[Path, Path]:
-    """Write the animation (:func:`prediction_gif_frames`) and the grid (:func:`prediction_grid`).
+    """Write the animation (:func:`prediction_gif_frames`) and the grid (:func:`prediction_grid`); ``end_frame``
+    ``(C, H, W)``: the target of a goal-conditioned model, shown beside the samples.
 
     The grid goes to ``png_path`` (default: ``gif_path`` with suffix ``.png``). Returns both paths.
     """
@@ -104,8 +126,8 @@ def write_prediction(
 
     from vpzoo.io import write_gif
 
-    gif = write_gif(gif_path, prediction_gif_frames(context, samples, target), fps=fps)
+    gif = write_gif(gif_path, prediction_gif_frames(context, samples, target, end_frame=end_frame), fps=fps)
     png = Path(png_path) if png_path is not None else gif.with_suffix(".png")
     png.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(prediction_grid(context, samples, target)).save(png)
+    Image.fromarray(prediction_grid(context, samples, target, end_frame=end_frame)).save(png)
     return gif, png
