@@ -12,8 +12,7 @@ import yaml
 
 from conftest import tiny_svg_kwargs
 from test_cli import ASSETS, last_value, read_metrics, run_vpzoo
-from vpzoo import create_model
-from vpzoo.models.copy_last import CopyLast
+from vpzoo import create_model, list_models
 from vpzoo.models.p2p import P2P, skipped_steps, time_counter
 from vpzoo.models.svg import SVGLP
 
@@ -229,11 +228,13 @@ def test_end_frame_errors(end_frame, error, match):
         model.predict(torch.rand(2, 1, 1, 64, 64), 3, **kwargs)
 
 
-@pytest.mark.parametrize("model", [SVGLP(**tiny_svg_kwargs()), CopyLast(image_size=64, channels=1, n_past=1)],
-                         ids=["svg_lp", "copy_last"])
-def test_other_models_reject_end_frame(model):
-    frames = torch.rand(model.n_past, 1, 64, 64)
-    with pytest.raises(TypeError, match=f"{type(model).__name__}.*end_frame"):
+@pytest.mark.parametrize("name", [n for n in list_models() if n != "p2p"])
+def test_every_other_model_rejects_end_frame(name):
+    """The base class refuses keywords a model does not list in predict_options, naming the model."""
+    model = create_model(name)
+    assert "end_frame" not in model.predict_options
+    frames = torch.rand(model.n_past, model.channels, model.image_size, model.image_size)
+    with pytest.raises(TypeError, match=f"{type(model).__name__}.predict got unexpected keyword.*end_frame"):
         model.predict(frames, 2, end_frame=frames[-1])
 
 
@@ -249,6 +250,19 @@ def test_registered_and_config_holds_the_official_command():
 
 
 # ------------------------------------------------------------------------------------------------ vpzoo fit
+def test_fit_tiny_config(tmp_path, monkeypatch):
+    """`vpzoo fit --config` in one process: 4 steps on dynamic-length batches, then validation towards each clip's
+    last frame."""
+    from vpzoo.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["fit", "--config", str(ASSETS / "tiny_p2p.yaml")]) == 0
+    rows = read_metrics(tmp_path / "logs")
+    assert len([r for r in rows if r.get("train/loss")]) == 4
+    assert 0 < last_value(rows, "val/ssim") <= 1 and last_value(rows, "train/prior_loss") > 0
+    assert "val/psnr_t06" in rows[0] and "val/psnr_t07" not in rows[0]  # frames 1..5 of the 6-frame clips
+
+
 def test_fit_ddp_two_processes_on_cpu(tmp_path):
     """`vpzoo fit` of the tiny config under plain DDP (one optimiser, one backward: no unused parameters)."""
     proc = run_vpzoo(["fit", "--config", str(ASSETS / "tiny_p2p.yaml"), "--trainer.strategy", "ddp",
