@@ -63,6 +63,8 @@ def test_bad_hyperparameters():
         tiny(align_target="nope")
     with pytest.raises(ValueError, match="cpc_state"):
         tiny(cpc_state="nope")
+    with pytest.raises(ValueError, match="codec_batching"):
+        tiny(codec_batching="frame")
     with pytest.raises(ValueError, match="shortest training clip"):
         tiny(max_seq_len=4, delta_len=2)
     with pytest.raises(ValueError, match="weight_cpc"):
@@ -111,11 +113,15 @@ def _direct(model: P2P, x, skipped, eps_q, eps_p):
     return {"mse": mse, "kl": kl, "align": align, "cpc": cpc}
 
 
-@pytest.mark.parametrize("align_target, cpc_state", [("code", "code"), ("paper", "paper")])
-def test_losses_and_two_stage_gradients_equal_a_direct_computation(align_target, cpc_state):
+@pytest.mark.parametrize("align_target, cpc_state, codec_batching", [("code", "code", "clip"),
+                                                                     ("paper", "paper", "step")])
+def test_losses_and_two_stage_gradients_equal_a_direct_computation(align_target, cpc_state, codec_batching):
+    """Batched over the clip (eval-mode BatchNorm, where batching does not matter) and with the official per-step
+    encoder/decoder calls (training-mode BatchNorm: batch statistics over the B frames of each call)."""
     torch.manual_seed(0)
-    model = tiny(align_target=align_target, cpc_state=cpc_state, weight_align=0.7, weight_cpc=30.0, beta=0.01)
-    model = model.double().eval()  # eval-mode BatchNorm: per-step and batched encoding compute the same function
+    model = tiny(align_target=align_target, cpc_state=cpc_state, codec_batching=codec_batching, weight_align=0.7,
+                 weight_cpc=30.0, beta=0.01).double()
+    model.train(codec_batching == "step")
     x = torch.rand(2, 7, 1, 64, 64, dtype=torch.float64)
     skipped = [False, True, False, True, False, False]
     k = 7 - 1 - sum(skipped)
