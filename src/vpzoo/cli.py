@@ -336,6 +336,10 @@ def _predict(args: list[str]) -> int:
     parser.add_argument("--fps-factor", type=int, default=1, help="continuous-time models (e.g. encodedec): predict "
                         "K frames per frame interval over the --n-future frames, a slow-motion GIF (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    parser.add_argument("--end-frame", help="target end frame of goal-conditioned models (p2p): an image (.png, "
+                        ".jpg) or the first frame of a .gif/.npy/video; the last predicted frame aims at it")
+    parser.add_argument("--end-from-input", action="store_true", help="goal-conditioned models: the clip's own "
+                        "frame at the last predicted position is the end frame")
     parser.add_argument("--out", default="pred.gif", help="output GIF (default pred.gif)")
     parser.add_argument("--grid", default=None, help="output PNG grid (default: --out with suffix .png)")
     parser.add_argument("--plot", action="store_true", help="also plot per-frame PSNR/SSIM of every sample against "
@@ -417,13 +421,33 @@ def _predict(args: list[str]) -> int:
         parser.error(f"{source} has {clip.shape[0]} frames, fewer than the {n_ctx} context frames needed: pass a "
                      f"longer clip or a smaller --context (at least n_past={model.n_past})")
     context, target = clip[:n_ctx], clip[n_ctx:n_ctx + opts.n_future]
+    options = {}
+    goal = "end_frame" in model.predict_options
+    if opts.end_frame is not None or opts.end_from_input:
+        if not goal:
+            parser.error(f"{type(model).__name__} takes no end frame (--end-frame/--end-from-input are for "
+                         "goal-conditioned models such as p2p)")
+        if opts.end_frame is not None and opts.end_from_input:
+            parser.error("give either --end-frame or --end-from-input, not both")
+        if opts.end_from_input:
+            if len(target) < opts.n_future:
+                parser.error(f"--end-from-input needs {n_ctx + opts.n_future} frames in {source}, it has "
+                             f"{clip.shape[0]}")
+            options["end_frame"] = target[-1]
+        else:
+            options["end_frame"] = _read_end_frame(opts.end_frame, model.channels)
+    elif goal:
+        parser.error(f"{type(model).__name__} generates towards a target end frame: pass --end-frame END.png or "
+                     "--end-from-input")
     k_fps = opts.fps_factor
     if k_fps == 1:
-        pred = model.predict(context, opts.n_future, num_samples=opts.num_samples, seed=opts.seed)  # (1, N, T, C, H, W)
+        pred = model.predict(context, opts.n_future, num_samples=opts.num_samples, seed=opts.seed,
+                             **options)  # (1, N, T, C, H, W)
         shown = pred
     else:  # K frames per interval at times 1/K, 2/K, …; the frames at whole intervals are scored against the truth
         times = [i / k_fps for i in range(1, opts.n_future * k_fps + 1)]
-        shown = model.predict(context, len(times), num_samples=opts.num_samples, seed=opts.seed, times=times)
+        shown = model.predict(context, len(times), num_samples=opts.num_samples, seed=opts.seed, times=times,
+                              **options)
         pred = shown[:, :, k_fps - 1::k_fps]
     samples = pred[0].cpu()
     scores = prediction_scores(context, samples, target, model.metric_protocol) if len(target) else None
@@ -489,6 +513,25 @@ def _read_input(opts: argparse.Namespace, model, read_video, max_frames: int):  
                          f"{kind.get(want, f'{want} channels')} frames: {fix}, or use a model trained on "
                          f"{have}-channel frames")
     return frames
+
+
+def _read_end_frame(path: str, channels: int):
+    """One frame ``(C, H, W)`` float in [0, 1] from an image file, or the first frame of a clip file."""
+    import numpy as np
+
+    from vpzoo.io import _set_channels, read_video, to_video_tensor
+
+    gray = {1: True, 3: False}.get(channels)
+    if Path(path).suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".webp"):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no such end frame: {path}")
+        from PIL import Image
+
+        with Image.open(path) as image:
+            frames = _set_channels(np.asarray(image.convert("RGB"))[None], gray)
+    else:
+        frames = read_video(path, grayscale=gray, max_frames=1)
+    return to_video_tensor(frames)[0]
 
 
 def _demo_benchmark(reference: str, model):
@@ -611,6 +654,8 @@ def _benchmark(args: list[str]) -> int:
 
     from vpzoo.leaderboard import format_report, get_benchmark, list_benchmarks, recorded_results, run_benchmark
 
+    if opts.name == "smmnist_p2p":  # goal-conditioned models: start and end frame given (vpzoo.point_to_point)
+        return _benchmark_point_to_point(opts)
     if opts.name is None:
         for name in list_benchmarks():
             print(format_report(name, recorded=recorded_results(name)), end="\n\n")
@@ -630,6 +675,23 @@ def _benchmark(args: list[str]) -> int:
     print(format_report(bench, measured=measured, recorded=recorded))
     if opts.json:
         opts.json.write_text(json.dumps([m.to_dict() for m in measured], indent=2) + "\n")
+        print(f"wrote {opts.json}", file=sys.stderr)
+    return 0
+
+
+def _benchmark_point_to_point(opts: argparse.Namespace) -> int:
+    from vpzoo import point_to_point as p2p
+
+    print(p2p.__doc__.split("\n\n")[0].strip() + "\n" + p2p.PUBLISHED_NOTE)
+    results = []
+    for target in opts.checkpoint:
+        result = p2p.run_point_to_point_benchmark(target, num_samples=opts.num_samples or p2p.NUM_SAMPLES,
+                                                  num_test=opts.num_test, batch_size=opts.batch_size,
+                                                  seed=opts.seed, device=opts.device)
+        print(p2p.format_point_to_point_report(result))
+        results.append(result)
+    if opts.json:
+        opts.json.write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {opts.json}", file=sys.stderr)
     return 0
 
