@@ -444,7 +444,7 @@ def test_temporaries_of_a_killed_preparation_are_removed(tmp_path):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--out", "missing_folder/p.gif"], "the folder .*missing_folder does not exist"),
+    (["--out", "a_file/p.gif"], "a_file is a file, so no folder can be made there"),
     (["--grid", "p.jpg"], "--grid must end with .png"),
     (["--fps", "1e9"], "--fps must be at most 100"),
     (["--fps", "nan"], "--fps must be positive"),
@@ -455,6 +455,7 @@ def test_predict_output_options_are_checked_before_any_work(tmp_path, monkeypatc
     import vpzoo as package
 
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("")
     loaded = []
     monkeypatch.setattr(package, "load", lambda *a, **k: loaded.append(a))  # must not be reached
     with pytest.raises(SystemExit) as exit_info:

@@ -364,13 +364,15 @@ def _predict(args: list[str]) -> int:
     if Path(grid).suffix.lower() != ".png":
         parser.error(f"--grid must end with .png, got {grid!r}")
     for flag, target in (("--out", opts.out), ("--grid", grid)):
-        folder = Path(target).resolve().parent
         if Path(target).is_dir():
             parser.error(f"{flag} {target} is a folder: give a file name")
-        if not folder.is_dir():
-            parser.error(f"{flag} {target}: the folder {folder} does not exist; create it first")
-        if not os.access(folder, os.W_OK):
-            parser.error(f"{flag} {target}: the folder {folder} is not writable")
+        existing = Path(target).resolve().parent  # missing folders are created: their nearest existing one counts
+        while not existing.exists():
+            existing = existing.parent
+        if not existing.is_dir():
+            parser.error(f"{flag} {target}: {existing} is a file, so no folder can be made there")
+        if not os.access(existing, os.W_OK):
+            parser.error(f"{flag} {target}: the folder {existing} is not writable")
     if opts.input is not None and not Path(opts.input).is_file():
         what = "is a folder, not a clip" if Path(opts.input).is_dir() else "does not exist"
         parser.error(f"--input {opts.input} {what}: pass a clip file (.gif, .npy, .mp4, .avi, .mov, .mkv, .webm)")
