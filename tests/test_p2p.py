@@ -329,6 +329,7 @@ def test_predict_command_with_an_end_frame(tmp_path, capsys):
     from PIL import Image
 
     from vpzoo.cli import main
+    from vpzoo.io import read_video
 
     torch.manual_seed(0)
     tiny().save_pretrained(tmp_path / "p2p")
@@ -341,11 +342,25 @@ def test_predict_command_with_an_end_frame(tmp_path, capsys):
     assert main([*common, "--end-frame", str(tmp_path / "end.png"), "--out", str(tmp_path / "b.gif")]) == 0
     assert (tmp_path / "a.gif").is_file() and (tmp_path / "b.png").is_file()
     assert (tmp_path / "a.gif").read_bytes() == (tmp_path / "b.gif").read_bytes()  # the same end frame, same seed
+    # the grid (rows labelled, a header and a caption around the frames): an orange-framed column holds the end frame
+    # in every row (truth + 2 samples), at the right of all the time steps (start, 5 predicted frames)
     grid = np.asarray(Image.open(tmp_path / "a.png").convert("RGB"))
-    assert grid.shape == (3 * 68, (1 + 5 + 1) * 68, 3)  # rows: truth + 2 samples; columns: start, 5 frames, end frame
-    for row in range(3):  # the end frame, framed orange, at the right of every row
-        assert (grid[row * 68 + 2: row * 68 + 66, -66:-2, 0] == clip[5]).all()
-        assert tuple(grid[row * 68, -1]) == (240, 150, 20)
+    ys, xs = np.nonzero((grid == (240, 150, 20)).all(axis=-1))
+    y0, x0 = ys.min(), xs.min()
+    assert (ys.max() + 1 - y0, xs.max() + 1 - x0) == (3 * 68, 68)
+    for row in range(3):
+        assert (grid[y0 + row * 68 + 2: y0 + row * 68 + 66, x0 + 2:x0 + 66, 0] == clip[5]).all()
+        assert tuple(grid[y0 + row * 68, x0]) == tuple(grid[y0 + row * 68 + 67, x0 + 67]) == (240, 150, 20)
+    red = np.nonzero((grid == (210, 40, 40)).all(axis=-1))[1]
+    assert len(red) and red.max() < x0
+    # the GIF: every frame has the orange-framed end-frame panel at the right of the clip and sample panels
+    gif = read_video(tmp_path / "a.gif")
+    for frame in gif:
+        ys, xs = np.nonzero((frame == (240, 150, 20)).all(axis=-1))
+        assert (ys.max() + 1 - ys.min(), xs.max() + 1 - xs.min()) == (132, 132)  # 64-px frames shown at 2x
+        inner = frame[ys.min() + 2:ys.min() + 130:2, xs.min() + 2:xs.min() + 130:2, 0]
+        assert np.abs(inner.astype(int) - clip[5]).max() <= 2
+        assert xs.min() >= 3 * 132
     for extra, match in (([], "--end-frame END.png or --end-from-input"),
                          (["--end-from-input", "--n-future", "9"], "needs 10 frames")):
         with pytest.raises(SystemExit):

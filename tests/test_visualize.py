@@ -153,3 +153,60 @@ def test_predict_cli_plot(tmp_path, capsys):
         main(["predict", str(model), "--input", str(tmp_path / "clip.gif"), "--context", "6", "--plot",
               "--out", str(tmp_path / "q.gif")])
     assert "--plot compares the samples with the ground truth" in capsys.readouterr().err
+
+
+def test_end_frame_is_a_labelled_orange_column_and_panel(clip):
+    context, samples, target = clip
+    end = torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(7))
+    label, key = "end frame (target)", "borders: green context, blue ground truth, red predicted"
+    grid, boxes = prediction_grid(context, samples, target, return_boxes=True, end_frame=end)
+    assert_label(grid, boxes, label, align="center")
+    assert_label(grid, boxes, key + ", orange end frame (target)", ink=(90, 90, 90))  # the key: the last, grey line
+    # the column lies right of the last time step and holds the end frame, framed orange, in every row
+    y0, y1, x0, x1 = boxes[label]
+    assert x0 > boxes[str(T_C + T_F)][3]
+    panel = boxes["1"][3] - boxes["1"][2]
+    scale = (panel - 4) // 16
+    ys, xs = np.nonzero((grid == (240, 150, 20)).all(axis=-1))
+    assert (ys.max() + 1 - ys.min(), xs.max() + 1 - xs.min()) == ((N + 1) * panel, panel)
+    assert ys.min() == boxes["ground truth"][0] and x0 <= xs.min() and xs.max() < x1
+    for r in range(N + 1):
+        top, left = ys.min() + r * panel + 2, xs.min() + 2
+        shown = grid[top:top + 16 * scale:scale, left:left + 16 * scale:scale, 0]
+        np.testing.assert_allclose(shown / 255, end[0].numpy(), atol=1 / 255)
+    # without an end frame: no such column, and the border key does not mention orange
+    plain, plain_boxes = prediction_grid(context, samples, target, return_boxes=True)
+    assert label not in plain_boxes and key in plain_boxes
+    assert not (plain == (240, 150, 20)).all(axis=-1).any()
+    # the GIF: panel N + 1 is the end frame, named in every frame
+    frames, gif_boxes = prediction_gif_frames(context, samples, target, return_boxes=True, end_frame=end)
+    for t in (0, T_C + 1):
+        y0, y1, x0, x1 = gif_boxes[t][f"panel {N + 1}"]
+        assert np.array_equal(frames[t, y0:y1, x0:x1], render_label(label, x1 - x0, y1 - y0, align="center"))
+        assert x0 >= gif_boxes[t][f"panel {N}"][3]
+        assert_label(frames[t], gif_boxes[t], key + ", orange end frame (target)", ink=(90, 90, 90))  # the key: the last, grey line
+        ys, xs = np.nonzero((frames[t] == (240, 150, 20)).all(axis=-1))
+        assert x0 <= xs.min() and xs.max() < x1 and ys.min() == y1
+        shown = frames[t, ys.min() + 2:ys.min() + 2 + 96:6, xs.min() + 2:xs.min() + 2 + 96:6, 0]
+        np.testing.assert_allclose(shown / 255, end[0].numpy(), atol=1 / 255)
+    # the bare layout gains one column / panel
+    assert prediction_grid(context, samples, target, labels=False, end_frame=end).shape == (
+        (N + 1) * 20, (T_C + T_F + 1) * 20, 3)
+    assert prediction_gif_frames(context, samples, target, labels=False, end_frame=end).shape == (
+        T_C + T_F, 20, (N + 2) * 20, 3)
+
+
+def test_write_prediction_shows_and_checks_the_end_frame(clip, tmp_path):
+    context, samples, target = clip
+    end = torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(8))
+    gif, png = write_prediction(tmp_path / "p.gif", context, samples, target, end_frame=end, title="goal")
+    expected = prediction_grid(context, samples, target, title="goal", end_frame=end)
+    assert np.array_equal(np.asarray(Image.open(png).convert("RGB")), expected)
+    for bad, error, match in ((end[None], ValueError, r"\(C, H, W\) = \(1, 16, 16\).*got shape \(1, 1, 16, 16\)"),
+                              (torch.rand(3, 16, 16), ValueError, r"got shape \(3, 16, 16\)"),
+                              (torch.rand(1, 8, 8), ValueError, r"got shape \(1, 8, 8\)"),
+                              (end.numpy(), TypeError, "must be a torch.Tensor.*got ndarray"),
+                              (torch.zeros(1, 16, 16, dtype=torch.uint8), TypeError, "floating-point.*uint8")):
+        with pytest.raises(error, match=match):
+            write_prediction(tmp_path / "bad.gif", context, samples, target, end_frame=bad)
+        assert not (tmp_path / "bad.gif").exists() and not (tmp_path / "bad.png").exists()

@@ -466,7 +466,7 @@ def _predict(args: list[str]) -> int:
              f"frames{rate} (seed {opts.seed})")
     gif, png = write_prediction(opts.out, context, shown[0].cpu(), target if len(target) and k_fps == 1 else None,
                                 png_path=opts.grid, fps=opts.fps, scores=scores if k_fps == 1 else None, title=title,
-                                plot_path=plot)
+                                plot_path=plot, end_frame=options.get("end_frame"))
     print(f"{opts.model} ({type(model).__name__}, {model.device}): {n_ctx} context frames of {source} -> "
           f"{opts.num_samples} sample(s) of {opts.n_future} frames{rate} (seed {opts.seed})")
     if scores is not None:

@@ -4,7 +4,9 @@ Every picture is labelled in text: the grid names each row ("ground truth", "sam
 numbers each column (frame index, grouped under "context" and "predicted"); each GIF frame names its panels and
 says which frame it shows; a caption under both gives the metrics against the ground truth. Frames also keep a
 coloured border: green = context frame (given to the model), blue = ground-truth future frame, red = predicted
-frame, dark grey = not available (no ground truth that far). Text uses Pillow's default font.
+frame, dark grey = not available (no ground truth that far), orange = the target end frame of a goal-conditioned
+model (P2P), shown when given as one more column of the grid / panel of the GIF, labelled "end frame (target)".
+Text uses Pillow's default font.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ __all__ = [
 ]
 
 _CONTEXT, _TRUTH, _PRED, _BLANK = (40, 170, 40), (40, 90, 220), (210, 40, 40), (45, 45, 45)
+_GOAL = (240, 150, 20)
+END_FRAME_LABEL = "end frame (target)"
 _BACKGROUND, _INK, _GREY_INK = (255, 255, 255), (0, 0, 0), (90, 90, 90)
 FONT_SIZE = 13
 _PAD = 4
@@ -82,7 +86,8 @@ def prediction_scores(
     )
 
 
-def _caption(scores: PredictionScores | None, num_samples: int, title: str | None) -> list[str]:
+def _caption(scores: PredictionScores | None, num_samples: int, title: str | None,
+             end_frame: bool = False) -> list[str]:
     lines = [title] if title else []
     if scores is None:
         lines.append("no ground truth for the predicted frames: no metrics")
@@ -94,7 +99,8 @@ def _caption(scores: PredictionScores | None, num_samples: int, title: str | Non
                      f"{scores.protocol!r}): PSNR {psnr:.2f} dB, SSIM {ssim:.3f}")
         lines.append(f"copy-last baseline: PSNR {scores.copy_last_psnr.mean():.2f} dB, SSIM "
                      f"{scores.copy_last_ssim.mean():.3f}")
-    lines.append("borders: green context, blue ground truth, red predicted")
+    lines.append("borders: green context, blue ground truth, red predicted"
+                 + (", orange end frame (target)" if end_frame else ""))
     return lines
 
 
@@ -165,6 +171,21 @@ def _check(context: Tensor, samples: Tensor, target: Tensor | None) -> tuple[np.
     return rgb(context), rgb(samples), t
 
 
+def _check_end_frame(end_frame: Tensor | None, context: Tensor) -> np.ndarray | None:
+    """The target end frame ``(C, H, W)`` as uint8 ``(H, W, 3)``, or None; it must match the context frames."""
+    if end_frame is None:
+        return None
+    if not isinstance(end_frame, Tensor):
+        raise TypeError(f"end_frame must be a torch.Tensor (C, H, W) in [0, 1], got {type(end_frame).__name__}")
+    if tuple(end_frame.shape) != tuple(context.shape[1:]):
+        raise ValueError(f"end_frame must be one frame (C, H, W) = {tuple(context.shape[1:])} like the context "
+                         f"frames, got shape {tuple(end_frame.shape)}")
+    if not end_frame.is_floating_point():
+        raise TypeError(f"end_frame must be a floating-point frame in [0, 1] like the context frames, got "
+                        f"{end_frame.dtype}")
+    return _check(end_frame[None], end_frame[None, None], None)[0][0]
+
+
 def _framed(img: np.ndarray | None, color: tuple[int, int, int], h: int, w: int, b: int, scale: int) -> np.ndarray:
     out = np.empty((h * scale + 2 * b, w * scale + 2 * b, 3), dtype=np.uint8)
     out[:] = color
@@ -195,8 +216,10 @@ def prediction_gif_frames(
     title: str | None = None,
     scale: int | None = None,
     return_boxes: bool = False,
+    end_frame: Tensor | None = None,
 ) -> np.ndarray | tuple[np.ndarray, list[dict[str, tuple[int, int, int, int]]]]:
-    """Animation frames: panel 0 is the real clip (context, then ground truth), panels 1..N the samples.
+    """Animation frames: panel 0 is the real clip (context, then ground truth), panels 1..N the samples, and with
+    ``end_frame`` panel N + 1 the target end frame (orange border, labelled "end frame (target)") in every frame.
 
     Args:
         context: ``(T_c, C, H, W)`` in [0, 1].
@@ -210,13 +233,17 @@ def prediction_gif_frames(
             is given).
         title: first line of the caption.
         scale: integer upscaling of the frames (default: 2 for frames under 96 px, else 1; 1 without labels).
-        return_boxes: also return, per frame, each label's text and its box ``(y0, y1, x0, x1)``.
+        return_boxes: also return, per frame, each label's text and its box ``(y0, y1, x0, x1)`` (panel ``i``'s
+            name under the key ``"panel i"``).
+        end_frame: ``(C, H, W)`` in [0, 1], the target end frame of a goal-conditioned model (same shape as the
+            context frames), shown as one more panel at the right, set apart by a small gap when labelled.
 
     Returns:
         uint8 ``(T_c + T_f, height, width, 3)``; without labels and scale 1 ``(T_c + T_f, H + 2b, (N + 1) (W + 2b),
-        3)``.
+        3)`` (``N + 2`` panels with ``end_frame``).
     """
     ctx, smp, tgt = _check(context, samples, target)
+    goal = _check_end_frame(end_frame, context)
     n, t_f, h, w = smp.shape[0], smp.shape[1], ctx.shape[1], ctx.shape[2]
     scale = scale if scale is not None else (_auto_scale(h) if labels else 1)
     if labels and scores is None and target is not None:
@@ -225,8 +252,14 @@ def prediction_gif_frames(
     panel_w, panel_h = w * scale + 2 * border, h * scale + 2 * border
     names = ["ground truth"] + [f"sample {i + 1}" for i in range(n)]
     line_h = _line_height()
-    caption = _caption(scores, n, title) if labels else []
+    caption = _caption(scores, n, title, end_frame=goal is not None) if labels else []
     width = (n + 1) * panel_w
+    goal_panel = goal_x = None
+    if goal is not None:
+        goal_panel = _framed(goal, _GOAL, h, w, border, scale)
+        goal_w = max(panel_w, _text_width(END_FRAME_LABEL)) if labels else panel_w
+        goal_x = width + (2 * _PAD if labels else 0)  # the end panel's column, apart from the time steps
+        width = goal_x + goal_w
     if labels:
         width = max(width, max(_text_width(line) for line in caption + [f"frame {total} of {total}: predicted"]))
     head_h = line_h if labels else 0
@@ -249,6 +282,11 @@ def prediction_gif_frames(
                 name = names[i] if t >= ctx.shape[0] else ("context" if i == 0 else names[i])
                 _paste(canvas, render_label(name, panel_w, head_h, align="center"), 0, i * panel_w)
                 frame_boxes[f"panel {i}"] = (0, head_h, i * panel_w, (i + 1) * panel_w)
+        if goal_panel is not None:
+            _paste(canvas, goal_panel, head_h, goal_x + (goal_w - panel_w) // 2)
+            if labels:
+                _paste(canvas, render_label(END_FRAME_LABEL, goal_w, head_h, align="center"), 0, goal_x)
+                frame_boxes[f"panel {n + 1}"] = (0, head_h, goal_x, goal_x + goal_w)
         if labels:
             what = "context (given to the model)" if t < ctx.shape[0] else "predicted"
             lines = [f"frame {t + 1} of {total}: {what}"] + caption
@@ -275,8 +313,11 @@ def prediction_grid(
     title: str | None = None,
     scale: int | None = None,
     return_boxes: bool = False,
+    end_frame: Tensor | None = None,
 ) -> np.ndarray | tuple[np.ndarray, dict[str, tuple[int, int, int, int]]]:
-    """One picture: columns are time; row 0 the real clip (context | ground truth), rows 1..N context | sample k.
+    """One picture: columns are time; row 0 the real clip (context | ground truth), rows 1..N context | sample k;
+    with ``end_frame`` one more column at the right holds the target end frame in every row (orange border,
+    headed "end frame (target)").
 
     With ``labels`` (the default) a column on the left names each row ("ground truth"; "sample k" with its mean
     PSNR/SSIM over the frames that have ground truth, the best marked), a header numbers the frames under
@@ -287,10 +328,12 @@ def prediction_grid(
     labels) upscales the frames by pixel repetition.
 
     Returns:
-        uint8 ``(height, width, 3)``; without labels and scale 1 ``((N + 1) (H + 2b), (T_c + T_f) (W + 2b), 3)``.
-        With ``return_boxes`` also a dict from each label's text to its box ``(y0, y1, x0, x1)``.
+        uint8 ``(height, width, 3)``; without labels and scale 1 ``((N + 1) (H + 2b), (T_c + T_f) (W + 2b), 3)``
+        (``T_c + T_f + 1`` columns with ``end_frame``). With ``return_boxes`` also a dict from each label's text to
+        its box ``(y0, y1, x0, x1)``.
     """
     ctx, smp, tgt = _check(context, samples, target)
+    goal = _check_end_frame(end_frame, context)
     n, t_f, h, w = smp.shape[0], smp.shape[1], ctx.shape[1], ctx.shape[2]
     t_c = ctx.shape[0]
     if labels and scores is None and target is not None:
@@ -303,9 +346,13 @@ def prediction_grid(
                             _TRUTH if tgt is not None and k < len(tgt) else _BLANK, h, w, border, scale)
                     for k in range(t_f)]]
     rows += [head + [_framed(smp[i, k], _PRED, h, w, border, scale) for k in range(t_f)] for i in range(n)]
-    body = np.concatenate([np.concatenate(r, axis=1) for r in rows], axis=0)
+    goal_panel = None if goal is None else _framed(goal, _GOAL, h, w, border, scale)
     if not labels:
+        if goal_panel is not None:
+            rows = [r + [goal_panel] for r in rows]
+        body = np.concatenate([np.concatenate(r, axis=1) for r in rows], axis=0)
         return (body, {}) if return_boxes else body
+    body = np.concatenate([np.concatenate(r, axis=1) for r in rows], axis=0)
 
     panel_w, panel_h = w * scale + 2 * border, h * scale + 2 * border
     line_h = _line_height()
@@ -317,8 +364,11 @@ def prediction_grid(
             name += f"\nPSNR {scores.psnr[i].mean():.1f} dB\nSSIM {scores.ssim[i].mean():.3f}"
         row_names.append(name)
     label_w = max(_text_width(name) for name in row_names + ["frame"])
-    caption = _caption(scores, n, title)
+    caption = _caption(scores, n, title, end_frame=goal is not None)
     width = label_w + body.shape[1]
+    if goal_panel is not None:  # the end frame's column, set apart from the time steps by a small gap
+        goal_x, goal_w = width + 2 * _PAD, max(panel_w, _text_width(END_FRAME_LABEL))
+        width = goal_x + goal_w
     width = max(width, max(_text_width(line) for line in caption))
     head_h = 2 * line_h
     height = head_h + body.shape[0] + line_h * len(caption) + 2 * _PAD
@@ -338,6 +388,10 @@ def prediction_grid(
         put(str(t + 1), line_h, label_w + t * panel_w, panel_w, line_h, align="center")
     for r, name in enumerate(row_names):
         put(name, head_h + r * panel_h, 0, label_w, panel_h)
+    if goal_panel is not None:
+        put(END_FRAME_LABEL, 0, goal_x, goal_w, head_h, align="center")
+        for r in range(len(row_names)):
+            _paste(canvas, goal_panel, head_h + r * panel_h, goal_x + (goal_w - panel_w) // 2)
     y = head_h + body.shape[0] + _PAD
     for j, line in enumerate(caption):
         put(line, y, 0, width, line_h, ink=_INK if j < len(caption) - 1 else _GREY_INK)
@@ -394,9 +448,13 @@ def write_prediction(
     title: str | None = None,
     scores: PredictionScores | None = None,
     plot_path: str | os.PathLike | None = None,
+    end_frame: Tensor | None = None,
 ) -> tuple[Path, Path]:
     """Write the labelled animation (:func:`prediction_gif_frames`) and grid (:func:`prediction_grid`), and with
     ``plot_path`` the per-frame metrics plot (:func:`write_metrics_plot`; needs ground truth).
+
+    ``end_frame`` ``(C, H, W)`` in [0, 1] (the shape of the context frames): the target end frame of a
+    goal-conditioned model (P2P), shown in both pictures as an orange-framed column/panel "end frame (target)".
 
     The grid goes to ``png_path`` (default: ``gif_path`` with suffix ``.png``). Metrics use the :mod:`vpzoo.metrics`
     ``protocol`` (or the given ``scores``). Returns the GIF's and the grid's paths.
@@ -405,14 +463,17 @@ def write_prediction(
 
     from vpzoo.io import write_gif
 
+    _check_end_frame(end_frame, context)  # a bad end frame fails before any file is written
     if scores is None and target is not None:
         scores = prediction_scores(context, samples, target, protocol)
     if plot_path is not None and scores is None:
         raise ValueError("a metrics plot needs ground-truth frames after the context; the clip has none")
-    gif = write_gif(gif_path, prediction_gif_frames(context, samples, target, scores=scores, title=title), fps=fps)
+    gif = write_gif(gif_path, prediction_gif_frames(context, samples, target, scores=scores, title=title,
+                                                    end_frame=end_frame), fps=fps)
     png = Path(png_path) if png_path is not None else gif.with_suffix(".png")
     png.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(prediction_grid(context, samples, target, scores=scores, title=title)).save(png)
+    Image.fromarray(prediction_grid(context, samples, target, scores=scores, title=title,
+                                    end_frame=end_frame)).save(png)
     if plot_path is not None:
         write_metrics_plot(plot_path, scores, title)
     return gif, png
