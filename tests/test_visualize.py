@@ -184,7 +184,7 @@ def test_end_frame_is_a_labelled_orange_column_and_panel(clip):
         y0, y1, x0, x1 = gif_boxes[t][f"panel {N + 1}"]
         assert np.array_equal(frames[t, y0:y1, x0:x1], render_label(label, x1 - x0, y1 - y0, align="center"))
         assert x0 >= gif_boxes[t][f"panel {N}"][3]
-        assert_label(frames[t], gif_boxes[t], key + ", orange end frame (target)", ink=(90, 90, 90))  # the key: the last, grey line
+        assert_label(frames[t], gif_boxes[t], key + ", orange end frame (target)", ink=(90, 90, 90))
         ys, xs = np.nonzero((frames[t] == (240, 150, 20)).all(axis=-1))
         assert x0 <= xs.min() and xs.max() < x1 and ys.min() == y1
         shown = frames[t, ys.min() + 2:ys.min() + 2 + 96:6, xs.min() + 2:xs.min() + 2 + 96:6, 0]
