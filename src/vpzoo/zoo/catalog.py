@@ -29,6 +29,31 @@ registry or a test's. Only checkpoints that exist are listed. Document layout::
              predicted_frames: 20, num_sequences: 1000, test_set: ..., value: 0.85, copy_last: 0.70,
              black: 0.73}                 # copy_last, black: the baselines on the same clips
         notes: ...                        # optional; say here where the recipe deviates from the paper
+        queue: {...}                      # optional: its training-queue recipe (below)
+
+The training queue. Every checkpoint the zoo plans to have, shipped or not, carries a ``queue`` mapping (separable
+from the rest of the entry, valid on any entry); a checkpoint without weights yet is a ``status: planned`` entry with
+only ``name``, ``model``, ``dataset``, ``status``, ``queue`` (optional ``license``, ``paper``, ``notes``)::
+
+      - name: svg_lp_bair
+        model: svg_lp
+        dataset: bair
+        status: planned                   # shipped entries may say `status: shipped`; the default
+        queue:
+          config: configs/svg_lp/bair.yaml    # LightningCLI config, relative to the repository
+          overrides: {data.init_args.root: data/bair}   # optional: dotted keys passed after --config
+          paper_steps: 180000             # the paper's schedule
+          paper_batch: 100
+          steps_trained: 0                # steps of the shipped weights so far
+          ship_bar: {benchmark: bair_fvd, metric: fvd, must_beat: [shipped, copy_last]}
+          priority: 1                     # 1 first
+          data: "vpzoo data prepare bair --root data/bair (the 30 GB tar from rail.eecs.berkeley.edu)"
+          bf16: true                      # optional (default true): bf16-mixed autocast is safe for this model
+          other: "..."                    # optional: other ways to get weights (official ones, ...)
+
+``vpzoo.load`` on a planned entry raises :class:`~vpzoo.zoo.errors.PlannedCheckpointError` saying how to train it;
+``vpzoo train-checkpoint NAME`` (:mod:`vpzoo.zoo.training`) trains it; ``vpzoo add-checkpoint --replace`` ships the
+result only when it beats the ship bar.
 
 Add an entry with ``vpzoo add-checkpoint`` (:func:`make_checkpoint_entry` + :func:`add_checkpoint`).
 """
@@ -52,6 +77,11 @@ __all__ = [
     "packaged_checkpoints_file",
     "checkpoints_file",
     "read_checkpoints",
+    "read_entries",
+    "read_planned",
+    "read_queue",
+    "queue_progress",
+    "planned_message",
     "validate_checkpoints",
     "list_checkpoints",
     "checkpoint_info",
@@ -73,7 +103,15 @@ _ENTRY_KEYS = {
     "future_frames": int, "config": dict, "weights": dict, "license": str, "paper": dict, "training": dict,
     "metrics": list,
 }
-_OPTIONAL_KEYS = {"notes": str}
+_OPTIONAL_KEYS = {"notes": str, "status": str, "queue": dict}
+# the training queue (see the module docstring): `queue:` on any entry, `status: planned` for entries without weights
+_PLANNED_KEYS = {"name": str, "model": str, "dataset": str, "status": str, "queue": dict}
+_PLANNED_OPTIONAL = {"license": str, "paper": dict, "notes": str}
+_QUEUE_KEYS = {"config": str, "paper_steps": int, "paper_batch": int, "steps_trained": int, "ship_bar": dict,
+               "priority": int, "data": str}
+_QUEUE_OPTIONAL = {"overrides": dict, "bf16": bool, "other": str}
+_SHIP_BAR_KEYS = {"benchmark": str, "metric": str, "must_beat": list}
+_BASELINES = ("shipped", "copy_last", "black")
 _TRAINING_KEYS = {"config": str, "steps": int, "hardware": str, "time": str}
 _CONFIG_OF = {"image_size": "image_size", "channels": "channels", "context_frames": "n_past", "future_frames": "n_future"}
 
@@ -118,8 +156,15 @@ def _entry_problems(entry: Any, index: int) -> list[str]:
         return [f"{where} must be a mapping, got {type(entry).__name__}"]
     if isinstance(entry.get("name"), str):
         where = f"checkpoints[{index}] ({entry['name']})"
+    if entry.get("status") == "planned":
+        return _planned_problems(entry, where)
     problems = _check_types(entry, _ENTRY_KEYS, where, required=True)
     problems += _check_types(entry, _OPTIONAL_KEYS, where, required=False)
+    if "status" in entry and entry["status"] != "shipped":
+        problems.append(f"{where}.status must be 'shipped' (weights listed) or 'planned' (no weights yet), got "
+                        f"{entry['status']!r}")
+    if isinstance(entry.get("queue"), dict):
+        problems += _queue_problems(entry["queue"], f"{where}.queue")
     unknown = sorted(set(entry) - set(_ENTRY_KEYS) - set(_OPTIONAL_KEYS))
     if unknown:
         problems.append(f"{where}: unknown keys {unknown}")
@@ -177,6 +222,57 @@ def _entry_problems(entry: Any, index: int) -> list[str]:
     return problems
 
 
+def _queue_problems(queue: Mapping[str, Any], where: str) -> list[str]:
+    """Checks of an entry's ``queue`` recipe (valid on shipped and planned entries alike)."""
+    problems = _check_types(queue, _QUEUE_KEYS, where, required=True)
+    problems += _check_types(queue, _QUEUE_OPTIONAL, where, required=False)
+    unknown = sorted(set(queue) - set(_QUEUE_KEYS) - set(_QUEUE_OPTIONAL))
+    if unknown:
+        problems.append(f"{where}: unknown keys {unknown}")
+    if problems:
+        return problems
+    for key in ("paper_steps", "paper_batch", "priority"):
+        if queue[key] < 1:
+            problems.append(f"{where}.{key} must be >= 1, got {queue[key]}")
+    if queue["steps_trained"] < 0:
+        problems.append(f"{where}.steps_trained must be >= 0, got {queue['steps_trained']}")
+    cfg = Path(queue["config"])
+    if cfg.is_absolute() or ".." in cfg.parts or cfg.suffix not in (".yaml", ".yml"):
+        problems.append(f"{where}.config must be a YAML file relative to the repository, e.g. "
+                        f"configs/svg_lp/bair.yaml, got {queue['config']!r}")
+    for key in queue.get("overrides", {}):
+        if not isinstance(key, str) or key.startswith("-"):
+            problems.append(f"{where}.overrides keys are dotted LightningCLI keys without dashes "
+                            f"(e.g. trainer.limit_val_batches), got {key!r}")
+    bar = queue["ship_bar"]
+    bar_problems = _check_types(bar, _SHIP_BAR_KEYS, f"{where}.ship_bar", required=True)
+    extra = sorted(set(bar) - set(_SHIP_BAR_KEYS))
+    if extra:
+        bar_problems.append(f"{where}.ship_bar: unknown keys {extra}")
+    if not bar_problems:
+        bad = [b for b in bar["must_beat"] if not (b in _BASELINES or (isinstance(b, (int, float))
+                                                                        and not isinstance(b, bool)))]
+        if bad or not bar["must_beat"]:
+            bar_problems.append(f"{where}.ship_bar.must_beat lists what the new weights must beat: some of "
+                                f"{list(_BASELINES)} or numbers, got {bar['must_beat']!r}")
+    return problems + bar_problems
+
+
+def _planned_problems(entry: Mapping[str, Any], where: str) -> list[str]:
+    """A ``status: planned`` entry: a name, a model, a dataset and its queue recipe; no weights, no metrics."""
+    problems = _check_types(entry, _PLANNED_KEYS, where, required=True)
+    problems += _check_types(entry, _PLANNED_OPTIONAL, where, required=False)
+    unknown = sorted(set(entry) - set(_PLANNED_KEYS) - set(_PLANNED_OPTIONAL))
+    if unknown:
+        problems.append(f"{where}: unknown keys {unknown} for a planned entry (it gets weights, config and metrics "
+                        "when `vpzoo add-checkpoint --replace` ships it)")
+    if problems:
+        return problems
+    if not _NAME_RE.match(entry["name"]):
+        problems.append(f"{where}.name must match {_NAME_RE.pattern}, got {entry['name']!r}")
+    return problems + _queue_problems(entry["queue"], f"{where}.queue")
+
+
 def _parse(path: Path) -> dict[str, dict[str, Any]]:
     import yaml
 
@@ -211,7 +307,47 @@ def _parse(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def read_checkpoints(path: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
-    """All entries of the registry (see :func:`checkpoints_file`), by name, schema-checked; a deep copy."""
+    """The entries of the registry (see :func:`checkpoints_file`) that have weights, by name, schema-checked; a
+    deep copy. Planned entries (no weights yet) are in :func:`read_planned` / :func:`read_queue`."""
+    return {n: e for n, e in read_entries(path).items() if e.get("status") != "planned"}
+
+
+def read_planned(path: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
+    """The ``status: planned`` entries of the registry (checkpoints of the training queue without weights)."""
+    return {n: e for n, e in read_entries(path).items() if e.get("status") == "planned"}
+
+
+def read_queue(path: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
+    """The training queue: every entry with a ``queue`` recipe (shipped or planned), by priority then name."""
+    entries = [e for e in read_entries(path).values() if "queue" in e]
+    entries.sort(key=lambda e: (e["queue"]["priority"], e["name"]))
+    return {e["name"]: e for e in entries}
+
+
+def queue_progress(entry: Mapping[str, Any]) -> str:
+    """``"16,884 / 180,000 steps (9.4%)"``: steps trained so far out of the paper's schedule."""
+    q = entry["queue"]
+    return f"{q['steps_trained']:,} / {q['paper_steps']:,} steps ({100 * q['steps_trained'] / q['paper_steps']:.1f}%)"
+
+
+def planned_message(entry: Mapping[str, Any], path: str | os.PathLike | None = None) -> str:
+    """What :func:`vpzoo.load` says about a planned checkpoint: no weights yet, how to train it, other ways."""
+    q = entry["queue"]
+    name = entry["name"]
+    msg = (f"checkpoint {name!r} is planned but has no weights yet (training queue, priority {q['priority']}: "
+           f"{queue_progress(entry)} of the paper's schedule at batch {q['paper_batch']}; registry: "
+           f"{checkpoints_file(path)}). Train it on a GPU machine: `vpzoo train-checkpoint {name} --max-minutes 10 "
+           f"--out DIR` (recipe {q['config']}; data: {q['data']}), then here `vpzoo benchmark "
+           f"{q['ship_bar']['benchmark']} --checkpoint DIR --json DIR/benchmark.json` and `vpzoo add-checkpoint DIR "
+           f"--name {name} --replace --write ...` (README: 'Training on an offline GPU machine').")
+    if q.get("other"):
+        msg += f" Other ways to get it: {q['other'].rstrip('.')}."
+    msg += f" An untrained {entry['model']}: vpzoo.create_model({entry['model']!r})."
+    return msg
+
+
+def read_entries(path: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
+    """Every entry of the registry, shipped and planned, by name, schema-checked; a deep copy."""
     file = checkpoints_file(path)
     try:
         st = file.stat()
