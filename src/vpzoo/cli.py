@@ -354,6 +354,7 @@ commands:
   export CKPT OUT_DIR [--dtype float16]                        Lightning checkpoint -> zoo folder
   add-checkpoint SRC --name NAME ... [--write]                 checkpoints.yaml entry of an exported folder
   benchmark [NAME] [--checkpoint CKPT ...] [--rerun]          published vs zoo numbers; measure checkpoints
+  train-checkpoint NAME --max-minutes M --out DIR              train one checkpoint of the queue, sharded export
   data prepare NAME --root DIR                                 download and preprocess a dataset once
   data list                                                    the datasets `data prepare` knows
 
@@ -365,8 +366,14 @@ def _data(args: list[str]) -> int:
     return prepare_main(args)
 
 
+def _train_checkpoint(args: list[str]) -> int:
+    from vpzoo.zoo.training import main as train_main
+
+    return train_main(args)
+
+
 _ZOO_COMMANDS = {"list": _list, "export": _export, "add-checkpoint": _add_checkpoint, "benchmark": _benchmark,
-                 "data": _data}
+                 "data": _data, "train-checkpoint": _train_checkpoint}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -95,6 +95,7 @@ def save_sharded(
         size = (folder / name).stat().st_size
         if size > max_shard_bytes:
             raise ValueError(f"{folder / name} has {size:,} bytes, more than the {max_shard_bytes:,} allowed")
+        os.chmod(folder / name, 0o644)  # meant to be shared
     index["metadata"]["shard_sha256"] = {name: file_sha256(folder / name) for name in shards}
     atomic_write_text(index_path, json.dumps(index, indent=2, sort_keys=True) + "\n")
     os.chmod(index_path, 0o644)
