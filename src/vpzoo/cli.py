@@ -249,10 +249,12 @@ def _add_checkpoint(args: list[str]) -> int:
     parser.add_argument("--dataset", required=True, help="dataset name, e.g. smmnist")
     parser.add_argument("--metrics", required=True, help="JSON file with the metric records (a list, an object "
                         "with a 'metrics' list, or what `vpzoo benchmark --checkpoint CKPT --json` writes)")
-    parser.add_argument("--training-config", required=True, help="training config file, e.g. configs/svg_lp/smmnist.yaml")
-    parser.add_argument("--steps", type=int, required=True, help="training steps")
-    parser.add_argument("--hardware", required=True, help="e.g. '2-core CPU (no GPU)'")
-    parser.add_argument("--time", required=True, help="wall-clock training time, e.g. '31 h'")
+    parser.add_argument("--training-config", help="training config file, e.g. configs/svg_lp/smmnist.yaml")
+    parser.add_argument("--steps", type=int, help="training steps")
+    parser.add_argument("--hardware", help="e.g. '2-core CPU (no GPU)'")
+    parser.add_argument("--time", help="wall-clock training time, e.g. '31 h'")
+    parser.add_argument("--train-result", help="train_result.json of `vpzoo train-checkpoint`: the defaults of "
+                        "--training-config, --steps, --hardware, --time and --paper-steps")
     parser.add_argument("--paper-steps", type=int, default=None, help="the paper's steps, when fewer were run")
     parser.add_argument("--license", default="Apache-2.0")
     for key in ("title", "authors", "venue", "arxiv", "url"):
@@ -266,8 +268,23 @@ def _add_checkpoint(args: list[str]) -> int:
     parser.add_argument("--checkpoints", default=None, help="registry file (default: $VPZOO_CHECKPOINTS, else the "
                         "packaged checkpoints.yaml)")
     parser.add_argument("--write", action="store_true", help="append the entry to the registry")
-    parser.add_argument("--replace", action="store_true", help="with --write: replace an entry of the same name")
+    parser.add_argument("--replace", action="store_true", help="with --write: replace an entry of the same name, "
+                        "only if the new metrics beat its ship bar (queue.ship_bar); the old packaged weights are "
+                        "deleted")
     opts = parser.parse_args(args)
+    if opts.train_result:
+        run = json.loads(Path(opts.train_result).read_text())
+        defaults = {"training_config": run.get("recipe"), "steps": run.get("steps_trained"),
+                    "hardware": run.get("hardware"), "paper_steps": run.get("paper_steps"),
+                    "time": f"{run['train_seconds'] / 60:.1f} min in the last run ({run.get('started', '?')})"
+                    if "train_seconds" in run else None}
+        for key, value in defaults.items():
+            if getattr(opts, key) is None:
+                setattr(opts, key, value)
+    missing = [f"--{k.replace('_', '-')}" for k in ("training_config", "steps", "hardware", "time")
+               if getattr(opts, k) is None]
+    if missing:
+        parser.error(f"missing {', '.join(missing)} (or give --train-result)")
 
     from vpzoo.zoo.catalog import add_checkpoint, dump_entry, make_checkpoint_entry
 
@@ -294,7 +311,7 @@ def _add_checkpoint(args: list[str]) -> int:
     print(dump_entry(entry), end="")
     if opts.write:
         file = add_checkpoint(entry, opts.checkpoints, replace=opts.replace)
-        print(f"appended {opts.name!r} to {file}", file=sys.stderr)
+        print(f"{'wrote' if opts.replace else 'appended'} {opts.name!r} to {file}", file=sys.stderr)
     return 0
 
 

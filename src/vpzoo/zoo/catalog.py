@@ -88,6 +88,9 @@ __all__ = [
     "find_hub_entry",
     "make_checkpoint_entry",
     "add_checkpoint",
+    "check_ship_bar",
+    "ReplacementRefusedError",
+    "PACKAGED_WEIGHTS_BUDGET",
 ]
 
 CHECKPOINTS_ENV = "VPZOO_CHECKPOINTS"
@@ -365,6 +368,22 @@ def weights_file(entry: Mapping[str, Any], path: str | os.PathLike | None = None
     return checkpoints_file(path).resolve().parent / entry["weights"]["path"]
 
 
+def weights_files(weights: str | os.PathLike) -> list[Path]:
+    """The files of a weights location: the file itself, or a shard index and the shards it names."""
+    from vpzoo.zoo.sharded import is_index, read_index
+
+    weights = Path(weights)
+    if not is_index(weights):
+        return [weights]
+    shards = sorted(set(read_index(weights)["weight_map"].values()))
+    return [weights] + [weights.parent / name for name in shards]
+
+
+def weights_bytes(weights: str | os.PathLike) -> int:
+    """Bytes of a weights location (index and shards together for sharded weights)."""
+    return sum(f.stat().st_size for f in weights_files(weights))
+
+
 def validate_checkpoints(path: str | os.PathLike | None = None, *, check_files: bool = True) -> list[str]:
     """Full check of the registry: schema, model registered, config accepted by the model, and (``check_files``)
     that every ``source: file`` weights file exists with the recorded size and sha256.
@@ -390,7 +409,7 @@ def validate_checkpoints(path: str | os.PathLike | None = None, *, check_files: 
             if not file.is_file():
                 problems.append(f"{name}: weights file {file} does not exist")
                 continue
-            size = file.stat().st_size
+            size = weights_bytes(file)
             if size != entry["weights"]["size"]:
                 problems.append(f"{name}: {file} has {size} bytes, the entry records {entry['weights']['size']}")
             elif file_sha256(file) != entry["weights"]["sha256"]:
@@ -488,12 +507,22 @@ def make_checkpoint_entry(
         training: recipe: ``config``, ``steps``, ``hardware``, ``time`` (more keys allowed, e.g. ``paper_steps``).
         path: the registry file (default: :func:`checkpoints_file`).
     """
+    from vpzoo.zoo.sharded import INDEX_NAME, is_index
+
     source = Path(source)
     weights = source / WEIGHTS_NAME if source.is_dir() else source
+    if source.is_dir() and not weights.is_file() and (source / INDEX_NAME).is_file():
+        weights = source / INDEX_NAME  # sharded weights (`vpzoo train-checkpoint`)
     if not weights.is_file():
         raise CheckpointUnavailableError(f"no weights at {weights}")
-    doc = read_config(source / "config.json") if source.is_dir() and (source / "config.json").is_file() else (
-        read_weights_config(weights))
+    if source.is_dir() and (source / "config.json").is_file():
+        doc = read_config(source / "config.json")
+    elif is_index(weights):
+        from vpzoo.zoo.sharded import index_config, read_index
+
+        doc = index_config(read_index(weights), str(weights))
+    else:
+        doc = read_weights_config(weights)
     if doc is None:
         raise CheckpointUnavailableError(f"{weights}: no config.json beside it and no vpzoo config in its header")
     cfg = doc["config"]
@@ -503,10 +532,21 @@ def make_checkpoint_entry(
             raise ValueError("a Hub entry needs both hub_repo and hub_revision (a 40-hex commit)")
         location: dict[str, Any] = {"source": "hub", "repo": hub_repo, "filename": hub_filename, "revision": hub_revision}
     else:
-        if copy_to is not None:
+        if copy_to is not None and is_index(weights):  # sharded: copy_to is a folder for the index and shards
+            dest_dir = base / copy_to
+            if is_index(dest_dir):
+                dest_dir = dest_dir.parent
+            dest_dir.mkdir(parents=True, exist_ok=True)
+            for file in weights_files(weights):
+                if (dest_dir / file.name).resolve() != file.resolve():
+                    _refuse_overwrite(dest_dir / file.name, file)
+                    shutil.copyfile(file, dest_dir / file.name)
+            weights = dest_dir / weights.name
+        elif copy_to is not None:
             dest = base / copy_to
             dest.parent.mkdir(parents=True, exist_ok=True)
             if dest.resolve() != weights.resolve():
+                _refuse_overwrite(dest, weights)
                 shutil.copyfile(weights, dest)
             weights = dest
         try:
@@ -517,7 +557,15 @@ def make_checkpoint_entry(
                 "(`--copy-to`) to copy it there, or publish it to the Hub and pass hub_repo/hub_revision"
             ) from None
         location = {"source": "file", "path": rel.as_posix()}
-    location.update(sha256=file_sha256(weights), size=weights.stat().st_size, dtype=doc.get("dtype", "float32"))
+    if location["source"] == "file":
+        size = weights_bytes(weights)
+        if is_index(weights):  # the index pins the shards; loading checks each of them
+            from vpzoo.zoo.sharded import load_sharded
+
+            load_sharded(weights)
+    else:
+        size = weights.stat().st_size
+    location.update(sha256=file_sha256(weights), size=size, dtype=doc.get("dtype", "float32"))
     entry: dict[str, Any] = {
         "name": name,
         "model": doc["model"],
@@ -541,6 +589,14 @@ def make_checkpoint_entry(
     return entry
 
 
+def _refuse_overwrite(dest: Path, source: Path) -> None:
+    """Never overwrite other weights in the registry's folder: a refused replacement must leave them intact."""
+    if dest.exists() and file_sha256(dest) != file_sha256(source):
+        raise ValueError(f"{dest} already exists with other content (weights of a registered checkpoint?); copy the "
+                         "new weights to a new path (e.g. --copy-to weights/NAME-v2/): `--replace` deletes the old "
+                         "ones once the new ones are accepted")
+
+
 def dump_entry(entry: Mapping[str, Any]) -> str:
     """YAML text of one entry as a list item (what ``vpzoo add-checkpoint`` prints)."""
     import yaml
@@ -548,10 +604,104 @@ def dump_entry(entry: Mapping[str, Any]) -> str:
     return yaml.safe_dump([dict(entry)], sort_keys=False, default_flow_style=False, width=110)
 
 
-def add_checkpoint(entry: Mapping[str, Any], path: str | os.PathLike | None = None, *, replace: bool = False) -> Path:
+#: Bytes of packaged weights (``source: file`` entries) the registry may hold: the repository's tracked tree must stay
+#: under 60 MiB because every GPU job carries it (README: "Where the weights live").
+PACKAGED_WEIGHTS_BUDGET = 50 * 2**20
+_LOWER_IS_BETTER = ("fvd", "lpips", "mse")
+
+
+class ReplacementRefusedError(ValueError):
+    """New weights that do not beat an entry's ship bar (``vpzoo add-checkpoint --replace``)."""
+
+
+def check_ship_bar(old: Mapping[str, Any], metrics: list[Mapping[str, Any]]) -> str:
+    """Whether new ``metrics`` beat the ship bar of entry ``old`` (``queue.ship_bar``); returns a one-line verdict.
+
+    ``must_beat`` items: ``shipped`` (the value recorded for the entry's current weights, measured under the same
+    protocol, clips and samples), ``copy_last`` / ``black`` (the baselines the benchmark measured on the same clips,
+    recorded in the new metric record) or a number. Strictly better is required (lower for FVD/LPIPS/MSE).
+
+    Raises:
+        ReplacementRefusedError: naming every bar that was not beaten or could not be compared.
+    """
+    bar = (old.get("queue") or {}).get("ship_bar")
+    name = old["name"]
+    if bar is None:
+        raise ReplacementRefusedError(f"{name!r} has no queue.ship_bar, so there is nothing to compare new weights "
+                                      "against; add its queue recipe first")
+    metric, bench = bar["metric"], bar["benchmark"]
+    found = [m for m in metrics if m.get("metric") == metric and m.get("benchmark") == bench]
+    if not found:
+        raise ReplacementRefusedError(
+            f"{name!r}: the new metrics hold no {metric} measured by benchmark {bench!r} (its ship bar); measure "
+            f"them with `vpzoo benchmark {bench} --checkpoint DIR --json DIR/benchmark.json`")
+    new = found[0]
+    lower = metric in _LOWER_IS_BETTER
+    better = (lambda a, b: a < b) if lower else (lambda a, b: a > b)
+    problems, passed = [], []
+    for target in bar["must_beat"]:
+        if target == "shipped":
+            if old.get("status") == "planned":
+                continue
+            recorded = [m for m in old.get("metrics", []) if m.get("metric") == metric and m.get("benchmark") == bench]
+            if not recorded:
+                problems.append(f"the shipped weights have no {metric} on {bench} recorded, so they cannot be compared")
+                continue
+            ref = recorded[0]
+            keys = ("protocol", "num_samples", "num_sequences", "context_frames", "predicted_frames", "reduction")
+            differ = [f"{k} {ref.get(k)!r} vs {new.get(k)!r}" for k in keys if ref.get(k) != new.get(k)]
+            if differ:
+                problems.append(f"not measured like the shipped weights ({'; '.join(differ)}): rerun the benchmark "
+                                "with the same settings")
+            elif not better(new["value"], ref["value"]):
+                problems.append(f"{metric} {new['value']:.6g} does not beat the shipped weights' {ref['value']:.6g}")
+            else:
+                passed.append(f"shipped {ref['value']:.6g}")
+        elif target in ("copy_last", "black"):
+            if target not in new:
+                problems.append(f"the new {metric} record lacks the {target} baseline")
+            elif not better(new["value"], new[target]):
+                problems.append(f"{metric} {new['value']:.6g} does not beat {target}'s {new[target]:.6g}")
+            else:
+                passed.append(f"{target} {new[target]:.6g}")
+        elif not better(new["value"], float(target)):
+            problems.append(f"{metric} {new['value']:.6g} does not beat the bar {target}")
+        else:
+            passed.append(f"{target}")
+    if problems:
+        raise ReplacementRefusedError(
+            f"refusing to replace {name!r}: on {bench} ({'lower' if lower else 'higher'} {metric} is better) "
+            + "; ".join(problems) + ". The registry and the shipped weights are unchanged.")
+    return f"{name}: {metric} {new['value']:.6g} on {bench} beats " + ", ".join(passed)
+
+
+def _file_weights(entry: Mapping[str, Any], base: Path) -> list[Path]:
+    w = entry.get("weights") or {}
+    if w.get("source") != "file":
+        return []
+    path = base / w["path"]
+    try:
+        return [f.resolve() for f in weights_files(path)] if path.exists() else [path.resolve()]
+    except (ValueError, OSError):
+        return [path.resolve()]
+
+
+def add_checkpoint(
+    entry: Mapping[str, Any],
+    path: str | os.PathLike | None = None,
+    *,
+    replace: bool = False,
+    force: bool = False,
+    weights_budget: int | None = PACKAGED_WEIGHTS_BUDGET,
+) -> Path:
     """Append ``entry`` to the registry file (keeping its leading comment block); ``replace`` an entry of that name.
 
-    The result is re-read and schema-checked before it replaces the file (atomically).
+    Replacing (``vpzoo add-checkpoint --replace``) ships the new weights only if their metrics beat the entry's ship
+    bar (:func:`check_ship_bar`; ``force`` skips that check); the entry keeps its ``queue`` recipe with
+    ``steps_trained`` set to the new ``training.steps``, and the old packaged weights files are deleted (they
+    leave the tree). A planned entry becomes a shipped one. The packaged weights of the resulting registry must fit
+    ``weights_budget`` bytes (``None``: no limit). On refusal, new weights copied into the registry's folder are
+    removed again. The result is re-read and schema-checked before it replaces the file (atomically).
     """
     import yaml
 
@@ -567,12 +717,40 @@ def add_checkpoint(entry: Mapping[str, Any], path: str | os.PathLike | None = No
             break
     current = list(_parse(file).values()) if file.exists() else []
     names = [e["name"] for e in current]
-    if entry["name"] in names:
-        if not replace:
-            raise ValueError(f"{file} already has a checkpoint named {entry['name']!r}; pass replace=True (`--replace`)")
-        current[names.index(entry["name"])] = dict(entry)
-    else:
-        current.append(dict(entry))
+    base = file.parent
+    entry = dict(entry)
+    old_files: list[Path] = []
+    new_files = _file_weights(entry, base)
+    try:
+        if entry["name"] in names:
+            if not replace:
+                raise ValueError(f"{file} already has a checkpoint named {entry['name']!r}; pass replace=True "
+                                 "(`--replace`)")
+            old = current[names.index(entry["name"])]
+            if not force:
+                check_ship_bar(old, entry.get("metrics", []))
+            if "queue" in old and "queue" not in entry:
+                entry["queue"] = dict(old["queue"], steps_trained=int(entry["training"]["steps"]))
+            entry.pop("status", None)
+            old_files = [f for f in _file_weights(old, base) if f not in new_files]
+            current[names.index(entry["name"])] = entry
+        else:
+            current.append(entry)
+        if weights_budget is not None:
+            packaged = sum(e["weights"]["size"] for e in current
+                           if e.get("status") != "planned" and e["weights"]["source"] == "file")
+            if packaged > weights_budget:
+                raise ValueError(
+                    f"the packaged weights would total {packaged / 2**20:.1f} MiB, over the budget of "
+                    f"{weights_budget / 2**20:.0f} MiB that keeps the repository small enough for GPU jobs (README: "
+                    "'Where the weights live'); publish these weights to the Hub and register them with --hub-repo/"
+                    "--hub-revision instead of --copy-to")
+    except ValueError:
+        others = {f for e in current if e is not entry for f in _file_weights(e, base)}
+        for f in new_files:  # weights copied in for this entry leave again
+            if f.is_file() and f not in others and base in f.parents:
+                f.unlink()
+        raise
     body = yaml.safe_dump(
         {"format_version": CATALOG_FORMAT_VERSION, "checkpoints": current},
         sort_keys=False, default_flow_style=False, width=110,
@@ -585,4 +763,10 @@ def add_checkpoint(entry: Mapping[str, Any], path: str | os.PathLike | None = No
     finally:
         tmp.unlink()
     atomic_write_text(file, new_text)
+    _CACHE.clear()
+    for f in old_files:  # the replaced weights leave the tree
+        if f.is_file() and base in f.parents:
+            f.unlink()
+            if f.parent != base and not any(f.parent.iterdir()):
+                f.parent.rmdir()
     return file
