@@ -121,7 +121,29 @@ def _list(args: list[str]) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1])
+    if opts.all:
+        _print_queue(opts.pattern)
     return status
+
+
+def _print_queue(pattern: str) -> None:
+    """The training queue (`vpzoo list --all`): every entry with a recipe, shipped or planned, with its progress."""
+    import fnmatch
+
+    from vpzoo.zoo.catalog import queue_progress, read_queue
+
+    queue = [e for n, e in read_queue().items() if fnmatch.fnmatch(n, pattern)]
+    print("\ntraining queue (vpzoo train-checkpoint NAME --max-minutes M --out DIR):")
+    rows = [("priority", "name", "status", "progress (steps trained / paper steps)", "batch", "recipe", "ship bar")]
+    for e in queue:
+        q = e["queue"]
+        bar = q["ship_bar"]
+        rows.append((str(q["priority"]), e["name"], e.get("status", "shipped"), queue_progress(e),
+                     str(q["paper_batch"]), q["config"],
+                     f"{bar['metric']} on {bar['benchmark']} beats {', '.join(map(str, bar['must_beat']))}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1])
 
 
 # ------------------------------------------------------------------------------------------------ predict
