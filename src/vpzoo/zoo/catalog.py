@@ -750,6 +750,8 @@ def add_checkpoint(
         for f in new_files:  # weights copied in for this entry leave again
             if f.is_file() and f not in others and base in f.parents:
                 f.unlink()
+                if f.parent != base and not any(f.parent.iterdir()):
+                    f.parent.rmdir()
         raise
     body = yaml.safe_dump(
         {"format_version": CATALOG_FORMAT_VERSION, "checkpoints": current},
