@@ -58,3 +58,21 @@ def test_queue_entry_builds_its_model_and_data_module(name, tmp_path):
         assert q["steps_trained"] == 0
         with pytest.raises(PlannedCheckpointError, match=f"vpzoo train-checkpoint {name} "):
             vpzoo.load(name)
+
+
+def test_tracked_tree_fits_a_gpu_job_and_packaged_weights_fit_their_budget():
+    """Every GPU job carries the tracked tree (at most 64 MiB with what it carries besides): the tree stays under
+    60 MiB, of which packaged weights take at most PACKAGED_WEIGHTS_BUDGET (README: "Where the weights live")."""
+    import subprocess
+
+    from vpzoo.zoo.catalog import PACKAGED_WEIGHTS_BUDGET, weights_file
+
+    listing = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True)
+    if listing.returncode != 0:
+        pytest.skip("not a git checkout: the tracked tree is undefined")
+    files = [ROOT / f for f in listing.stdout.decode().split("\0") if f]
+    tracked = sum(f.stat().st_size for f in files if f.is_file() and not f.is_symlink())
+    assert tracked < 60 * 2**20, f"tracked tree {tracked / 2**20:.1f} MiB"
+    packaged = [e for e in read_checkpoints().values() if e["weights"]["source"] == "file"]
+    assert sum(e["weights"]["size"] for e in packaged) <= PACKAGED_WEIGHTS_BUDGET
+    assert all(weights_file(e).stat().st_size <= e["weights"]["size"] for e in packaged)
