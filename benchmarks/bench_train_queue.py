@@ -89,6 +89,7 @@ def measure(entry: dict, steps: int, accelerator: str, precision: str, max_step_
         "iterations_timed": len(timed), "seconds_per_iteration": round(per_step, 3),
         "iterations_per_second": round(1 / per_step, 4), "clips_per_second": round(batch / per_step, 2),
         "first_iteration_seconds": round(times[0], 3),
+        "load_average_1min_after": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "paper_steps_remaining": remaining,
         # at the recipe's batch; scaled linearly in the batch when measured at a smaller one (see `batch`)
         "hours_for_remaining_steps": round(remaining * per_step * recipe_batch / batch / 3600, 1),

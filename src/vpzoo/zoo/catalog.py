@@ -557,14 +557,11 @@ def make_checkpoint_entry(
                 "(`--copy-to`) to copy it there, or publish it to the Hub and pass hub_repo/hub_revision"
             ) from None
         location = {"source": "file", "path": rel.as_posix()}
-    if location["source"] == "file":
-        size = weights_bytes(weights)
-        if is_index(weights):  # the index pins the shards; loading checks each of them
-            from vpzoo.zoo.sharded import load_sharded
+    size = weights_bytes(weights)  # index and shards together for sharded weights
+    if is_index(weights):  # the index pins the shards: check each of them now
+        from vpzoo.zoo.sharded import load_sharded
 
-            load_sharded(weights)
-    else:
-        size = weights.stat().st_size
+        load_sharded(weights)
     location.update(sha256=file_sha256(weights), size=size, dtype=doc.get("dtype", "float32"))
     entry: dict[str, Any] = {
         "name": name,
