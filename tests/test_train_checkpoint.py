@@ -245,3 +245,20 @@ def test_queue_schema_errors_are_named(registry):
         registry.write_text(yaml.safe_dump(doc))
         with pytest.raises(ValueError, match=pattern):
             _parse(registry)
+
+
+def test_max_minutes_stops_training_by_max_time_and_still_exports(registry, tmp_path, monkeypatch, capsys):
+    """A budget of 1.3 minutes with 1 minute kept for validation and export leaves ~18 s of training: Lightning's
+    max_time stops it long before the 100,000 iterations asked, and the command still validates and exports."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    result = train(registry, "tiny_planned", out, 100_000, "--max-minutes", "1.3", "--reserve-minutes", "1")
+    assert result["stopped_by"] == "max_time" and 0 < result["steps_this_run"] < 100_000
+    assert result["max_time_seconds"] <= 18 and result["train_seconds"] <= result["max_time_seconds"] + 5
+    assert result["wall_seconds"] < 1.3 * 60
+    assert (out / INDEX_NAME).is_file() and "val/ssim" in result["validation"]
+    capsys.readouterr()
+    assert main(["train-checkpoint", "tiny_planned", "--max-minutes", "1.1", "--out", str(tmp_path / "out2"),
+                 "--checkpoints", str(registry), "--accelerator", "cpu"]) == 1
+    assert "--max-minutes 1.1 leaves" in capsys.readouterr().err
+    assert "--max-minutes 1.1 leaves" in (tmp_path / "out2" / "train.log").read_text(), "errors reach the log"

@@ -330,6 +330,9 @@ def train_checkpoint(
                          MAX_RETURNED_FILES, files)
         _LOG.info("wrote %s: %s (%.0f s since the start)", out, ", ".join(files), time.monotonic() - started)
         return result
+    except Exception:
+        _LOG.exception("train-checkpoint %s failed", name)  # the traceback travels back in train.log
+        raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
         for lg, level in zip(loggers, levels):
