@@ -2,7 +2,8 @@
 
 The packaged file is ``vpzoo/checkpoints.yaml`` (the repository's top-level ``checkpoints.yaml`` is a symlink to
 it). ``$VPZOO_CHECKPOINTS`` (or ``path=`` of the functions here) points the zoo at another file, e.g. a private
-registry or a test's. Only checkpoints that exist are listed. Document layout::
+registry or a test's. Entries with weights are what vpzoo.load takes; planned ones (the training queue, below)
+have none yet. Document layout::
 
     format_version: 1
     checkpoints:
