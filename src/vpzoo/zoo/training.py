@@ -5,8 +5,8 @@ command has to be typed there. It
 
 1. reads the entry's recipe from checkpoints.yaml (``queue``: the LightningCLI config and its overrides, see
    :mod:`vpzoo.zoo.catalog`) and builds the model, the data module and a Trainer through LightningCLI (every key of
-   the config is validated as in ``vpzoo fit``), with the config's loggers and checkpoint callbacks replaced by one
-   CSV logger in a scratch folder, so nothing but the results lands in ``--out``;
+   the config is validated as in ``vpzoo fit``), with the config's loggers replaced by one CSV logger in a scratch
+   folder and its checkpoint callbacks dropped, so nothing but the results lands in ``--out``;
 2. continues from the shipped weights of the entry (or ``--init-from``, anything :func:`vpzoo.load` takes) when
    there are any, with a fresh optimiser state (logged);
 3. trains on whatever accelerator Lightning finds, in bf16-mixed where the hardware supports it and the entry does
@@ -92,7 +92,7 @@ def build_from_recipe(
 ) -> Any:
     """The LightningCLI (``run=False``) of an entry's recipe: ``.model``, ``.datamodule``, ``.trainer``.
 
-    The recipe's loggers and callbacks are replaced by a CSV logger under ``work_dir`` and checkpointing is off;
+    The recipe's loggers are replaced by a CSV logger under ``work_dir``, its ModelCheckpoint callbacks dropped;
     ``trainer_settings`` (e.g. ``max_steps``, ``max_time``, ``precision``) are set on top of the recipe, then the
     entry's ``queue.overrides`` and ``extra_args`` (``--key value`` as for ``vpzoo fit``) are applied.
     """
@@ -107,10 +107,14 @@ def build_from_recipe(
     doc = yaml.safe_load(recipe.read_text())
     work_dir = Path(work_dir)
     trainer = dict(doc.get("trainer") or {})
+    callbacks = trainer.get("callbacks") or []
+    callbacks = [callbacks] if isinstance(callbacks, dict) else callbacks
     trainer.update(
         logger={"class_path": "lightning.pytorch.loggers.CSVLogger",
                 "init_args": {"save_dir": str(work_dir / "logs"), "name": ""}},
-        callbacks=[], enable_checkpointing=False, default_root_dir=str(work_dir), enable_progress_bar=False,
+        # checkpoint files would only fill the job's output: the result is exported at the end
+        callbacks=[c for c in callbacks if not str(c.get("class_path", "")).endswith("ModelCheckpoint")],
+        enable_checkpointing=False, default_root_dir=str(work_dir), enable_progress_bar=False,
     )
     trainer.update(trainer_settings or {})
     doc["trainer"] = trainer
