@@ -5,7 +5,10 @@
   can be set in the YAML config or overridden on the command line (e.g. ``--trainer.max_steps 200``).
 - ``vpzoo predict NAME_OR_PATH [--input CLIP] ...``: the zoo's prediction demo. A positional argument (or ``--help``)
   right after ``predict`` selects it; ``vpzoo predict --config ...`` stays Lightning's.
-- ``vpzoo list [PATTERN] [--checkpoints | --all]``: registered models (default) and pretrained checkpoints.
+- ``vpzoo list [PATTERN] [--checkpoints | --all]``: registered models (default) and pretrained checkpoints;
+  ``--all`` adds the training queue (planned checkpoints too) with its progress.
+- ``vpzoo train-checkpoint NAME --max-minutes M --out DIR``: train one checkpoint of the queue
+  (:mod:`vpzoo.zoo.training`).
 - ``vpzoo export CKPT OUT_DIR [--dtype float16]``: a ``vpzoo fit`` checkpoint to a zoo folder.
 - ``vpzoo add-checkpoint SRC --name NAME ...``: the checkpoints.yaml entry of an exported folder (printed, or
   appended with ``--write``).
@@ -71,7 +74,8 @@ def _list(args: list[str]) -> int:
     parser.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'svg*'")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--checkpoints", action="store_true", help="list pretrained checkpoints instead of models")
-    group.add_argument("--all", action="store_true", help="list models and pretrained checkpoints")
+    group.add_argument("--all", action="store_true", help="list models, pretrained checkpoints and the training "
+                       "queue (planned checkpoints, steps trained / paper steps)")
     opts = parser.parse_args(args)
 
     from vpzoo.registry import list_models
