@@ -127,26 +127,30 @@ def main() -> None:
     precision = opts.precision or ("bf16-mixed" if on_gpu and torch.cuda.is_bf16_supported() else "32-true")
     queue = read_queue()
     names = opts.only or list(queue)
-    rows = []
+    rows: list[dict] = []
+    device = torch.cuda.get_device_name() if on_gpu else _cpu_name()
+    out = Path(opts.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def write() -> None:  # after every model: a long run stopped midway keeps what it measured
+        result = {
+            "benchmark": "training iterations per second of each queued checkpoint at its recipe's batch",
+            "device": device, "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "precision": precision, "torch": torch.__version__, "python": sys.version.split()[0],
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "notes": "random clips of the recipe's shape; first iteration excluded (warm-up); DRNet timed in its "
+                     "autoencoder stage; on a shared machine the numbers move with the other jobs",
+            "results": rows,
+        }
+        out.write_text(json.dumps(result, indent=2) + "\n")
+
     print(f"{'name':20s} {'batch':>5s} {'s/it':>8s} {'it/s':>8s} {'clips/s':>8s} {'h for rest':>10s}", flush=True)
     for name in names:
         row = measure(queue[name], opts.steps, opts.accelerator, precision, opts.max_step_seconds, opts.batch)
         rows.append(row)
         print(f"{name:20s} {row['batch']:5d} {row['seconds_per_iteration']:8.3f} {row['iterations_per_second']:8.3f} "
               f"{row['clips_per_second']:8.2f} {row['hours_for_remaining_steps']:10.1f}", flush=True)
-    device = torch.cuda.get_device_name() if on_gpu else _cpu_name()
-    result = {
-        "benchmark": "training iterations per second of each queued checkpoint at its recipe's batch",
-        "device": device, "logical_cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-        "precision": precision, "torch": torch.__version__, "python": sys.version.split()[0],
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "notes": "random clips of the recipe's shape; first iteration excluded (warm-up); DRNet timed in its "
-                 "autoencoder stage; on a shared machine the numbers move with the other jobs",
-        "results": rows,
-    }
-    out = Path(opts.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+        write()
     print(f"wrote {out}")
 
 
