@@ -11,6 +11,7 @@ import torch
 
 from vpzoo.data._common import (
     BatchStream,
+    EpochLoader,
     FrameClipSet,
     LazyArrays,
     MappedNpy,
@@ -63,8 +64,10 @@ class _Counter(BatchStream):
 def test_batch_stream_method_or_callable_and_seeding():
     s = _Counter(seed=3, rank=1)
     first = next(iter(s))
-    assert torch.equal(first, next(s.batches(s.make_rng(0, 0, 0))))
-    assert not torch.equal(next(iter(s)), first)  # a second pass starts a fresh stream
+    assert torch.equal(first, torch.from_numpy(s.make_rng(0).integers(0, 100, size=3)))
+    assert torch.equal(first, next(s.batches(0)))
+    s.set_start(5)
+    assert torch.equal(next(iter(s)), next(s.batches(5))) and not torch.equal(next(iter(s)), first)
     same = BatchStream(lambda rng: torch.from_numpy(rng.integers(0, 100, size=3)), seed=3, rank=1)
     assert torch.equal(next(iter(same)), first)
     assert torch.equal(next(iter(pickle.loads(pickle.dumps(_Counter(seed=3, rank=1))))), first)
@@ -72,6 +75,19 @@ def test_batch_stream_method_or_callable_and_seeding():
         next(iter(BatchStream()))
     with pytest.raises(ValueError, match=r"^rank must be >= 0, got -1$"):
         _Counter(rank=-1)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_epoch_loader_continues_the_stream_for_any_number_of_workers(workers):
+    """Batch i of the stream is the same with 0 or 2 workers, and each pass starts where the last one stopped."""
+    from itertools import islice
+
+    expected = [next(_Counter(seed=3).batches(i)) for i in range(7)]
+    loader = EpochLoader(_Counter(seed=3), batch_size=None, num_workers=workers)
+    got = list(islice(iter(loader), 3)) + list(islice(iter(loader), 4))
+    assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))
+    resumed = EpochLoader(_Counter(seed=3), batch_size=None, num_workers=workers, position=lambda: 3)
+    assert all(torch.equal(a, b) for a, b in zip(islice(iter(resumed), 4), expected[3:], strict=True))
 
 
 def test_mapped_arrays_reopen_after_pickling(tmp_path):

@@ -134,7 +134,8 @@ def _progress_bar(enabled: bool, total: int | None, initial: int, desc: str):
 
 
 class _Lock:
-    """Advisory inter-process lock on ``path`` (``fcntl.flock``; a no-op where fcntl is unavailable)."""
+    """Advisory lock on ``path`` between processes and threads (``fcntl.flock`` on a file of its own, removed when
+    released; a no-op where fcntl is unavailable)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -145,9 +146,17 @@ class _Lock:
             import fcntl
         except ImportError:  # pragma: no cover - Windows
             return self
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-        return self
+        while True:  # the holder unlinks the file when done: a lock taken on an unlinked file is retried
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._fd = fd
+                return self
+            os.close(fd)
 
     def __exit__(self, *exc) -> None:
         if self._fd is None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -29,11 +30,50 @@ __all__ = ["main"]
 _LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 
 
-def _lightning_cli(args: list[str]) -> None:
-    import lightning as L
-    from lightning.pytorch.cli import LightningCLI
+def check_resume_checkpoint(ckpt_path: object) -> None:
+    """Refuse a ``--ckpt_path`` that vpzoo cannot load safely: a URL (Lightning would unpickle it with
+    ``weights_only=False``, which can run code), or a local checkpoint that names a model class outside vpzoo's
+    registry (LightningCLI would import that module). Lightning's own names (``last``, ``best``, ``hpc``, ``registry``)
+    pass through. Raises :class:`vpzoo.zoo.errors.ZooError` subclasses with a one-line message."""
+    from vpzoo.zoo.errors import CheckpointUnavailableError, ConfigMismatchError, CorruptCheckpointError
 
-    from vpzoo.models import VideoPredictionModel
+    if ckpt_path is None or str(ckpt_path) in ("last", "best", "hpc", "registry"):
+        return
+    path = str(ckpt_path)
+    if "://" in path:
+        raise CheckpointUnavailableError(
+            f"--ckpt_path {path}: remote checkpoints are refused (Lightning would unpickle them, which can run code); "
+            "download the file, check it, and pass the local path"
+        )
+    if not Path(path).is_file():
+        raise CheckpointUnavailableError(f"--ckpt_path {path}: no such checkpoint file")
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means: not a plain Lightning checkpoint
+        raise CorruptCheckpointError(
+            f"--ckpt_path {path}: not a checkpoint that loads with weights_only=True ({str(e).splitlines()[0]}); "
+            "vpzoo resumes only from checkpoints written by `vpzoo fit`"
+        ) from None
+    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    class_path = hparams.get("_class_path") if isinstance(hparams, dict) else None
+    if class_path is not None:
+        from vpzoo.zoo.format import registered_class_paths
+
+        if class_path not in registered_class_paths():
+            raise ConfigMismatchError(
+                f"--ckpt_path {path}: its model class {class_path!r} is not a registered vpzoo model class; vpzoo "
+                "never imports a class named in a file"
+            )
+
+
+def _lightning_cli(args: list[str]) -> None:
+    from lightning.pytorch.callbacks import OnExceptionCheckpoint
+    from lightning.pytorch.cli import LightningCLI
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from vpzoo.zoo.errors import ZooError
 
     class VpzooCLI(LightningCLI):
         """LightningCLI where the config file and the command line win over a resumed checkpoint's hyperparameters.
@@ -49,16 +89,60 @@ def _lightning_cli(args: list[str]) -> None:
             super().parse_arguments(parser, args)
 
         def _parse_ckpt_path(self) -> None:
+            subcommand = self.config.get("subcommand")
+            if subcommand:
+                check_resume_checkpoint(self.config[subcommand].get("ckpt_path"))
             before = self.config
             super()._parse_ckpt_path()
             if self.config is not before and isinstance(self._vpzoo_args, list):
                 self.config = self.parser.parse_args(self._vpzoo_args, namespace=self.config)
 
+        def _prepare_subcommand_kwargs(self, subcommand: str) -> dict:
+            kwargs = super()._prepare_subcommand_kwargs(subcommand)
+            if "weights_only" in self._subcommand_method_arguments[subcommand]:
+                if kwargs.get("weights_only") is False:
+                    raise ZooError("--weights_only false is refused: vpzoo never unpickles a checkpoint (it could run "
+                                   "code); checkpoints written by `vpzoo fit` load with weights_only=True")
+                kwargs["weights_only"] = True  # Lightning would default to False for remote paths
+            return kwargs
+
+        def instantiate_trainer(self, **kwargs):  # noqa: ANN003, ANN201 (Lightning's signature)
+            trainer = super().instantiate_trainer(**kwargs)
+            if self.config.get("subcommand") == "fit":
+                trainer.callbacks.append(_CheckpointOnSigterm())
+            return trainer
+
+    class _CheckpointOnSigterm(OnExceptionCheckpoint):
+        """Lightning's on-exception checkpoint, for SIGTERM only, written beside the run's other checkpoints (the
+        folder is known only once the run has started)."""
+
+        def __init__(self) -> None:
+            super().__init__(dirpath=".", filename="sigterm")
+
+        def on_exception(self, trainer, pl_module, exception) -> None:  # noqa: ANN001
+            if isinstance(exception, SIGTERMException):
+                folder = getattr(trainer.checkpoint_callback, "dirpath", None) or trainer.default_root_dir
+                self.dirpath = os.fspath(folder)
+                super().on_exception(trainer, pl_module, exception)
+                print(f"vpzoo: stopped by SIGTERM at step {trainer.global_step}; checkpoint saved to {self.ckpt_path} "
+                      f"(resume with --ckpt_path {self.ckpt_path})", file=sys.stderr)
+
+    try:
+        _run_lightning_cli(VpzooCLI, args)
+    except SIGTERMException:
+        raise SystemExit(128 + 15) from None  # Lightning exits 0 on SIGTERM; a stopped run must not look finished
+
+
+def _run_lightning_cli(cli_class: type, args: list[str]) -> None:
+    import lightning as L
+
+    from vpzoo.models import VideoPredictionModel
+
     with warnings.catch_warnings():
         if args == sys.argv[1:]:  # the console script: LightningCLI warns that it got both args and sys.argv, but
             # they are the same, and sys.argv must stay whole (Lightning's DDP launcher re-runs it in each process)
             warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended to run from within")
-        VpzooCLI(
+        cli_class(
             VideoPredictionModel,
             L.LightningDataModule,
             subclass_mode_model=True,
@@ -429,7 +513,13 @@ def main(argv: list[str] | None = None) -> int:
     if command == "predict" and rest and (not rest[0].startswith("-") or rest[0] in ("-h", "--help")):
         return _run(_predict, rest)
     if command in _LIGHTNING_COMMANDS:
-        _lightning_cli([command, *rest])
+        from vpzoo.zoo.errors import ZooError
+
+        try:
+            _lightning_cli([command, *rest])
+        except ZooError as e:
+            print(f"vpzoo: error: {e}", file=sys.stderr)
+            return 1
         return 0
     if command in _ZOO_COMMANDS:
         return _run(_ZOO_COMMANDS[command], rest)

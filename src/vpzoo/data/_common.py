@@ -5,9 +5,9 @@
 * :func:`check_int`, :func:`check_optional_int`, :func:`check_path`, :func:`check_loader_options`: argument checks
   whose errors name the argument, what it must be and the value given.
 * :data:`SPLIT_CODES` and :func:`split_rng`: how every module seeds its training stream and its fixed val/test sets.
-* :class:`BatchStream`: an endless, seeded ``IterableDataset`` of training **batches** (``SeedSequence([seed, 0, rank,
-  worker_id, epoch, n_iter])``), used with ``DataLoader(batch_size=None)``.
-* :class:`EpochLoader`: a DataLoader that tells its dataset the epoch before each pass.
+* :class:`BatchStream`: an endless, seeded ``IterableDataset`` of training **batches** (batch ``i`` from
+  ``SeedSequence([seed, 0, rank, i])``), used with ``DataLoader(batch_size=None)``.
+* :class:`EpochLoader`: a DataLoader that tells its stream where each pass starts (so resumed runs continue it).
 * :class:`MappedNpy` (and :class:`LazyArrays`, :class:`FrameStore`, :class:`UInt8ClipArray`, :class:`FrameClipSet`
   built on it): ``.npy`` files memory-mapped lazily in each process (workers neither copy nor pickle the arrays).
 * :func:`ensure_cached_npy` and :func:`ensure_cached_clips`: generated arrays cached as ``.npy`` with a JSON sidecar.
@@ -23,8 +23,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Literal, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -59,6 +60,9 @@ __all__ = [
     "UInt8ClipArray",
     "FrameStore",
     "prepared_frames",
+    "source_fingerprint",
+    "clean_stale_temporaries",
+    "nothing_decoded_error",
     "FrameClipSet",
     "clip_names",
     "clip_starts",
@@ -144,10 +148,16 @@ class BatchStream(IterableDataset):
     """Endless, seeded stream of training batches produced by ``make_batch(rng)``.
 
     ``make_batch`` is given to the constructor (a picklable callable) or defined by a subclass as a method.
-    Every ``__iter__`` starts a fresh stream whose numpy generator is seeded with
-    ``SeedSequence([seed, 0, rank, worker_id, epoch, n_iter])`` (``rank``: global DDP rank; ``worker_id``: the
-    DataLoader worker, 0 in the main process; ``epoch``: last :meth:`set_epoch`; ``n_iter``: previous ``__iter__``
-    calls on this object). Same coordinates => same batches; different rank or worker => different batches.
+    Batch ``i`` of the stream (its *position*: the number of batches this rank's training loader handed out before it,
+    over all passes) is drawn with ``default_rng(SeedSequence([seed, 0, rank, i]))``. So the stream is the same for
+    any number of DataLoader workers (worker ``w`` of ``W`` draws positions ``start + w``, ``start + w + W``, ...,
+    which the DataLoader delivers in order), different ranks draw different batches, and a pass that starts at
+    position ``start`` (:meth:`set_start`, called by :class:`EpochLoader` before each pass) continues the stream where
+    the previous one stopped: a resumed training run sees the batches the uninterrupted run would have seen, never
+    the first ones again.
+
+    Persistent workers keep their own copy of the stream: from their second pass on they continue their own lane
+    (no batch is repeated), which is exact whenever they consumed whole lanes.
     """
 
     def __init__(
@@ -158,46 +168,66 @@ class BatchStream(IterableDataset):
             self.make_batch = make_batch
         self.seed = check_int("seed", seed, 0)
         self.rank = check_int("rank", rank, 0)
-        self.epoch = 0
-        self._n_iter = 0
+        self.start = 0
+        self._lane: Optional[tuple[int, int]] = None  # (start of the last pass, next position) inside a worker
 
     def make_batch(self, rng: np.random.Generator) -> Any:
         """One training batch drawn with ``rng`` (replaced by the constructor's ``make_batch``)."""
         raise NotImplementedError(f"{type(self).__name__} needs make_batch= or a make_batch method")
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
+    def set_start(self, position: int) -> None:
+        """Make the next pass start at batch ``position`` (>= 0) of the stream."""
+        self.start = check_int("position", position, 0)
 
-    def make_rng(self, worker_id: int = 0, epoch: Optional[int] = None, n_iter: int = 0) -> np.random.Generator:
-        """The generator a stream with these coordinates uses (exposed for reproducibility checks)."""
-        e = self.epoch if epoch is None else int(epoch)
-        seq = np.random.SeedSequence([self.seed, SPLIT_CODES["train"], self.rank, int(worker_id), e, int(n_iter)])
+    def make_rng(self, position: int) -> np.random.Generator:
+        """The generator of the batch at ``position`` (exposed for reproducibility checks)."""
+        seq = np.random.SeedSequence([self.seed, SPLIT_CODES["train"], self.rank, int(position)])
         return np.random.default_rng(seq)
 
-    def batches(self, rng: np.random.Generator) -> Iterator[Any]:
-        """The endless batches drawn with ``rng``."""
+    def batches(self, start: int = 0, step: int = 1) -> Iterator[Any]:
+        """The endless batches at positions ``start``, ``start + step``, ..."""
+        position = start
         while True:
-            yield self.make_batch(rng)
+            batch = self.make_batch(self.make_rng(position))
+            position += step
+            if self._lane is not None:
+                self._lane = (self._lane[0], position)
+            yield batch
 
     def __iter__(self) -> Iterator[Any]:
         info = get_worker_info()
-        rng = self.make_rng(0 if info is None else int(info.id), self.epoch, self._n_iter)
-        self._n_iter += 1
-        return self.batches(rng)
+        worker, workers = (0, 1) if info is None else (int(info.id), int(info.num_workers))
+        first = self.start + worker
+        if info is not None:
+            if self._lane is not None and self._lane[0] == self.start:  # a persistent worker's next pass
+                first = self._lane[1]
+            self._lane = (self.start, first)
+        return self.batches(first, workers)
 
 
 class EpochLoader(DataLoader):
-    """DataLoader that calls ``dataset.set_epoch(k)`` (k = number of previous passes) before iterating."""
+    """DataLoader of a :class:`BatchStream` that tells it, before each pass, where the pass starts.
 
-    def __init__(self, *args, **kwargs) -> None:
+    The position is ``position()`` when that callable is given and returns a number (the data modules pass the
+    trainer's count of processed training batches, restored from the checkpoint when a run resumes), else the number
+    of batches this loader has handed out so far.
+    """
+
+    def __init__(self, *args, position: Optional[Callable[[], Optional[int]]] = None, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self._epochs_started = 0
+        self._position = position
+        self.handed_out = 0
 
     def __iter__(self):
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(self._epochs_started)
-        self._epochs_started += 1
-        return super().__iter__()
+        start = self._position() if self._position is not None else None
+        if start is None:
+            start = self.handed_out
+        self.handed_out = int(start)
+        if hasattr(self.dataset, "set_start"):
+            self.dataset.set_start(self.handed_out)
+        for batch in super().__iter__():
+            self.handed_out += 1
+            yield batch
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -292,11 +322,42 @@ def ensure_cached_npy(
     When it does not (missing, truncated or stale), ``generate()`` is saved there atomically and
     ``describe(array)`` is written beside it as ``path.with_suffix(".json")``.
     """
-    if try_load_npy(path, shape, dtype) is None:
+    cached = try_load_npy(path, shape, dtype)
+    if cached is not None and not _matches_recorded_sha256(path, cached):
+        warnings.warn(f"{path} does not match the sha256 recorded beside it (changed or corrupted): regenerating it")
+        cached = None
+    if cached is None:
         data = generate()
         atomic_save_npy(path, data)
         atomic_write_text(path.with_suffix(".json"), describe(data))
+        _VERIFIED_ARRAYS.add(_file_key(path))
     return path
+
+
+_VERIFIED_ARRAYS: set[tuple[str, int, int]] = set()
+
+
+def _file_key(path: Path) -> tuple[str, int, int]:
+    st = os.stat(path)
+    return (os.path.realpath(path), int(st.st_size), int(st.st_mtime_ns))
+
+
+def _matches_recorded_sha256(path: Path, array: np.ndarray) -> bool:
+    """Whether ``array`` (loaded from ``path``) has the sha256 its JSON sidecar records. Hashed once per process and
+    file version (path, size, mtime); a sidecar without a digest has nothing to check, a missing or unreadable one
+    fails (the cache entry is incomplete)."""
+    key = _file_key(path)
+    if key in _VERIFIED_ARRAYS:
+        return True
+    try:
+        meta = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return False
+    expected = meta.get("sha256") if isinstance(meta, dict) else None
+    if expected is not None and hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest() != expected:
+        return False
+    _VERIFIED_ARRAYS.add(key)
+    return True
 
 
 def ensure_cached_clips(
@@ -332,8 +393,26 @@ class NpyWriter:
         self.dtype = np.dtype(dtype)
         self.rows = 0
         self._tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        self._remove_stale_temporaries()
         self._f = open(self._tmp, "wb")
         self._f.write(self._header((0,) + self.row_shape))
+
+    def _remove_stale_temporaries(self) -> None:
+        """Delete the temporary files of writers of the same ``path`` whose process is gone (a killed preparation
+        leaves tens of MB behind otherwise); those of live processes are left alone."""
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            pid = stale.name[len(self.path.name) + 2: -len(".tmp")]
+            if not pid.isdigit():
+                continue
+            try:
+                os.kill(int(pid), 0)
+                alive = int(pid) != os.getpid()
+            except ProcessLookupError:
+                alive = False
+            except PermissionError:  # another user's live process
+                alive = True
+            if not alive:
+                stale.unlink(missing_ok=True)
 
     def _header(self, shape: tuple) -> bytes:
         import struct
@@ -419,19 +498,59 @@ class FrameStore(MappedNpy):
         return out
 
 
-def prepared_frames(folder: Path, version: int, frame_shape: tuple[int, ...]) -> Optional[np.ndarray]:
+def source_fingerprint(root: Path, paths: Iterable[Path]) -> list[list]:
+    """``[relative path, size, mtime in ns]`` of each source file: what a preparation was built from, recorded in its
+    ``videos.json`` so that changed, added or removed sources make :func:`prepared_frames` ask for a new one."""
+    out = []
+    for p in sorted(set(paths)):
+        st = p.stat()
+        out.append([p.relative_to(root).as_posix(), int(st.st_size), int(st.st_mtime_ns)])
+    return out
+
+
+def prepared_frames(
+    folder: Path, version: int, frame_shape: tuple[int, ...], sources: Optional[list[list]] = None
+) -> Optional[np.ndarray]:
     """The memory-mapped ``folder/frames.npy`` if it holds exactly the frames of the videos listed in
-    ``folder/videos.json`` (``(sum of their lengths,) + frame_shape``) and that file has preprocessing ``version``;
-    ``None`` when either file is missing, unreadable or does not match."""
+    ``folder/videos.json`` (``(sum of their lengths,) + frame_shape``, at least one video) and that file has
+    preprocessing ``version``; ``None`` when either file is missing, unreadable or does not match. With ``sources``
+    (:func:`source_fingerprint` of the sources present now; an empty list means none are present, e.g. deleted after
+    preparation, which keeps the prepared frames), a preparation recorded from other sources is not ready either."""
     try:
         meta = json.loads((folder / "videos.json").read_text())
         arr = np.load(folder / "frames.npy", mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError):
         return None
-    total = sum(v["length"] for v in meta.get("videos", []))
-    if meta.get("version") != version or arr.shape != (total,) + tuple(frame_shape):
+    videos = meta.get("videos") or []
+    total = sum(v["length"] for v in videos)
+    if meta.get("version") != version or not videos or arr.shape != (total,) + tuple(frame_shape):
+        return None
+    if sources and meta.get("sources") is not None and meta["sources"] != sources:
         return None
     return arr
+
+
+def clean_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the ``tmp*`` extraction folders that a killed preparation of an older vpzoo left in ``folder`` (current
+    versions extract outside the searched tree). Returns what was removed."""
+    import shutil
+
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for p in folder.iterdir():
+        if p.is_dir() and not p.is_symlink() and p.name.startswith("tmp") and len(p.name) == 11:
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    return removed
+
+
+def nothing_decoded_error(dataset: str, root: Path, count: int, first_error: Optional[str]) -> ValueError:
+    """The error of a preparation in which no video could be decoded (nothing is recorded as prepared)."""
+    return ValueError(
+        f"{dataset} under {root}: none of the {count} videos could be decoded (first error: {first_error}); nothing "
+        "was prepared. Check or replace the files, then prepare again"
+    )
 
 
 class FrameClipSet(Dataset):
@@ -566,7 +685,14 @@ class VideoDataModule(pl.LightningDataModule):
         if self.train_set is None:
             self.setup("fit")
         self.train_set.rank = self._rank()
-        return EpochLoader(self.train_set, batch_size=None, **self._loader_kwargs())
+        return EpochLoader(self.train_set, batch_size=None, position=self._batches_processed, **self._loader_kwargs())
+
+    def _batches_processed(self) -> Optional[int]:
+        """Training batches the trainer has processed (restored from the checkpoint on resume), ``None`` without one."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return None
+        return int(trainer.fit_loop.epoch_loop.batch_progress.total.processed)
 
     def _eval_loader(self, stage: str) -> DataLoader:
         dataset = self.val_set if stage == "validate" else self.test_set

@@ -214,6 +214,14 @@ def prepare_bair(
     if bair_is_prepared(root):
         return out
     sources, tar_path = _list_sources(root)
+    if tar_path is not None and not (sources["train"] and sources["test"]):
+        # never delete or call "missing" a tar the user put there: say what is wrong with it
+        with tarfile.open(tar_path, "r:") as tf:
+            names = [m.name for m in tf.getmembers()[:3]]
+        raise ValueError(
+            f"{tar_path} exists but holds no softmotion30_44k/{{train,test}}/*.tfrecords (first members: {names}): it "
+            "is not the BAIR robot pushing tar. Move it away (it is left untouched) and prepare again"
+        )
     if not (sources["train"] and sources["test"]):
         target = root / BAIR_TAR
         if not download:

@@ -46,6 +46,8 @@ from vpzoo.data._common import (
     clip_starts,
     fixed_clip_list,
     prepared_frames,
+    source_fingerprint,
+    nothing_decoded_error,
     progress_bar,
     uint8_to_float,
 )
@@ -140,8 +142,21 @@ def _processed_dir(root: Union[str, os.PathLike], image_size: int, frame_step: i
 
 
 def human36m_is_prepared(root: Union[str, os.PathLike], image_size: int = 64, frame_step: int = 5) -> bool:
+    """Whether complete frames prepared from the videos present now exist (changed videos need a new preparation;
+    videos deleted after preparation do not)."""
     folder = _processed_dir(root, image_size, frame_step)
-    return prepared_frames(folder, PREPROCESS_VERSION, (3, image_size, image_size)) is not None
+    return prepared_frames(folder, PREPROCESS_VERSION, (3, image_size, image_size),
+                           sources=_source_files_fingerprint(Path(root))) is not None
+
+
+def _source_files_fingerprint(root: Path) -> list[list]:
+    try:
+        with warnings.catch_warnings():  # find_human36m_videos warns about missing subjects: once, when preparing
+            warnings.simplefilter("ignore")
+            videos = find_human36m_videos(root)
+    except DatasetNotFoundError:
+        return []
+    return source_fingerprint(root, [Path(v["path"]) for v in videos])
 
 
 def prepare_human36m(
@@ -160,21 +175,25 @@ def prepare_human36m(
     records = []
     offset = 0
     bar = progress_bar(progress, len(videos), f"Human3.6M {image_size}px", "video")
+    first_error = None
     with NpyWriter(out / "frames.npy", (3, image_size, image_size), np.uint8) as writer:
         for v in videos:
             try:
                 frames = _decode(v["path"], image_size, frame_step)
             except Exception as e:  # a broken file: report and go on
                 warnings.warn(f"skipping Human3.6M video {v['path']}: {type(e).__name__}: {e}")
+                first_error = first_error or f"{v['path']}: {type(e).__name__}: {e}"
                 continue
             writer.append(frames)
             rec = {k: v[k] for k in ("name", "subject", "action", "camera")}
             records.append(dict(rec, offset=offset, length=len(frames)))
             offset += len(frames)
             bar.update(1)
-    bar.close()
+        bar.close()
+        if not records:  # raising inside the writer's block discards the partial frames.npy
+            raise nothing_decoded_error("Human3.6M", Path(root), len(videos), first_error)
     meta = dict(version=PREPROCESS_VERSION, image_size=image_size, frame_step=frame_step, num_frames=offset,
-                videos=records)
+                sources=_source_files_fingerprint(Path(root)), videos=records)
     atomic_write_text(out / "videos.json", json.dumps(meta, indent=1) + "\n")
     return out
 

@@ -62,6 +62,9 @@ from vpzoo.data._common import (
     fixed_clip_list,
     missing_data_error,
     prepared_frames,
+    source_fingerprint,
+    clean_stale_temporaries,
+    nothing_decoded_error,
     progress_bar,
     uint8_to_float,
 )
@@ -153,9 +156,21 @@ def _processed_dir(root: Union[str, os.PathLike], image_size: int) -> Path:
 
 
 def kth_is_prepared(root: Union[str, os.PathLike], image_size: int) -> bool:
-    """Whether ``root`` holds complete preprocessed KTH frames at ``image_size``."""
-    frames = prepared_frames(_processed_dir(root, image_size), PREPROCESS_VERSION, (image_size, image_size))
+    """Whether ``root`` holds complete preprocessed KTH frames at ``image_size``, prepared from the zips and AVIs
+    present now (changed sources need a new preparation; sources deleted after preparation do not)."""
+    root = Path(root)
+    frames = prepared_frames(_processed_dir(root, image_size), PREPROCESS_VERSION, (image_size, image_size),
+                             sources=_source_files_fingerprint(root))
     return frames is not None and frames.dtype == np.uint8
+
+
+def _source_files_fingerprint(root: Path) -> list[list]:
+    raw = root / "raw"
+    files = list(raw.glob("*.zip")) if raw.is_dir() else []
+    if root.is_dir():
+        files += [a for a in root.rglob("*.avi")
+                  if "processed" not in a.relative_to(root).parts and parse_kth_name(a.name)]
+    return source_fingerprint(root, files)
 
 
 def _find_sources(root: Path) -> tuple[dict[str, object], dict[str, Path]]:
@@ -208,6 +223,7 @@ def prepare_kth(
         return result
     base = base_url if base_url.endswith("/") else base_url + "/"
     raw = root / "raw"
+    clean_stale_temporaries(raw)  # extraction folders of a killed preparation must not be taken for sources
     sources, _ = _find_sources(root)
     have_actions = {parse_kth_name(f"{k}_uncomp.avi")[1] for k in sources}
     missing = [a for a in actions if a not in have_actions]
@@ -246,6 +262,7 @@ def prepare_kth(
     videos: list[dict] = []
     offset = 0
     bar = progress_bar(progress, len(names), f"KTH {'/'.join(map(str, todo))}px", "video")
+    first_error = None
     try:
         for name in names:
             person, action, scenario = parse_kth_name(name + "_uncomp.avi")
@@ -253,13 +270,15 @@ def prepare_kth(
             try:
                 if isinstance(src, tuple):
                     zpath, member = src
-                    with zipfile.ZipFile(zpath) as zf, tempfile.TemporaryDirectory(dir=raw) as tmp:
+                    # extracted outside root: the source search must never see a half-written AVI
+                    with zipfile.ZipFile(zpath) as zf, tempfile.TemporaryDirectory(prefix="vpzoo-kth-") as tmp:
                         local = zf.extract(member, tmp)
                         decoded = decode_kth_video(local, todo)
                 else:
                     decoded = decode_kth_video(src, todo)
             except Exception as e:  # a broken video: report it and go on
                 warnings.warn(f"skipping KTH video {name}: {type(e).__name__}: {e}")
+                first_error = first_error or f"{name}: {type(e).__name__}: {e}"
                 continue
             length = len(next(iter(decoded.values())))
             for s in todo:
@@ -269,6 +288,8 @@ def prepare_kth(
                                length=length, sequences=segs or None))
             offset += length
             bar.update(1)
+        if not videos:
+            raise nothing_decoded_error("KTH", root, len(names), first_error)
     except BaseException:
         for w in writers.values():
             w.abort()
@@ -277,10 +298,11 @@ def prepare_kth(
         bar.close()
     # KTH publishes no checksums: record those of the zips this was built from, so copies can be compared
     source_sha256 = {z.name: sha256_file(z) for z in sorted(raw.glob("*.zip"))}
+    fingerprint = _source_files_fingerprint(root)
     for s in todo:
         writers[s].close()
         meta = dict(version=PREPROCESS_VERSION, image_size=s, num_frames=offset, sequences_file=bool(sequences),
-                    source=base, source_sha256=source_sha256, videos=videos)
+                    source=base, source_sha256=source_sha256, sources=fingerprint, videos=videos)
         atomic_write_text(_processed_dir(root, s) / "videos.json", json.dumps(meta, indent=1) + "\n")
     persons = {v["person"] for v in videos}
     if len(videos) < 599 or len(persons) < 25:

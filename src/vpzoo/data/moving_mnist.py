@@ -200,7 +200,17 @@ def generate_moving_mnist(
 # --------------------------------------------------------------------------------------------------------
 def load_mnist_test_seq(path: Union[str, os.PathLike], mmap: bool = True) -> np.ndarray:
     """Open ``mnist_test_seq.npy`` (uint8 ``(20, N, 64, 64)``), memory-mapped; raises ``ValueError`` on another layout."""
-    arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    try:
+        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, EOFError) as e:  # truncated, not a .npy, or a pickled object
+        raise ValueError(
+            f"{path}: not a readable .npy array ({type(e).__name__}: {e}); expected Moving MNIST's test file "
+            f"uint8 {MNIST_TEST_SEQ_SHAPE}: delete it and download it again"
+        ) from None
+    if not isinstance(arr, np.ndarray):
+        raise ValueError(f"{path}: expected one .npy array (Moving MNIST's test file), got a {type(arr).__name__}")
     if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[0] != 20 or arr.shape[2:] != (64, 64):
         raise ValueError(
             f"{path}: expected Moving MNIST's test file layout uint8 (20, N, 64, 64) "

@@ -411,12 +411,11 @@ class SMMNISTTrainStream(BatchStream):
 
     ``C = 1``, or ``channels`` for DRNet's coloured videos (``colored=True``).
 
-    Use with ``DataLoader(stream, batch_size=None)``. Every ``__iter__`` starts a fresh stream whose numpy
-    generator is seeded with ``SeedSequence([seed, 0, rank, worker_id, epoch, n_iter])``: ``rank`` is the
-    global (DDP) rank, ``worker_id`` the DataLoader worker (0 in the main process), ``epoch`` the value last
-    given to :meth:`set_epoch` and ``n_iter`` the number of previous ``__iter__`` calls on this object (so
-    persistent workers and repeated iteration also get fresh clips). Same seed/rank/worker/epoch => same
-    clips; different rank or worker => different clips (see :class:`~vpzoo.data._common.BatchStream`).
+    Use with ``DataLoader(stream, batch_size=None)`` (or :class:`~vpzoo.data._common.EpochLoader`). Batch ``i`` of
+    the stream is drawn with ``SeedSequence([seed, 0, rank, i])`` (``rank``: the global DDP rank), whatever the number
+    of workers; a pass starts where :meth:`set_start` says, so resumed runs continue the stream (see
+    :class:`~vpzoo.data._common.BatchStream`). Same seed/rank/position => same clips; different rank => different
+    clips.
     """
 
     def __init__(

@@ -17,6 +17,7 @@ Video tensors are ``(B, T, C, H, W)`` float in [0, 1] throughout.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import lightning as L
@@ -57,6 +58,10 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
     #: ``predict`` refuses any other keyword, checks the given ones with :meth:`check_predict_options` and hands
     #: them to :meth:`sample_future` as keyword arguments. Empty for models that take none.
     predict_options: dict[str, str] = {}
+    #: Constructor arguments added after zoo configs of this model were first written, each with the value that
+    #: reproduces the older behaviour. A saved config that lacks any other argument is refused when loaded (vpzoo
+    #: never fills in today's defaults, which may not be the ones the weights were trained with).
+    legacy_config_defaults: dict[str, Any] = {}
 
     def __init__(
         self,
@@ -169,7 +174,6 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
                 f"{type(self).__name__}.predict got unexpected keyword(s) {', '.join(unknown)}; its model-specific "
                 f"keywords are: {accepted}"
             )
-        context = self.prepare_frames(frames)
         for name, value in (("n_future", n_future), ("num_samples", num_samples)):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
                 raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
@@ -177,6 +181,10 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if seed is not None and (not isinstance(seed, (int, np.integer)) or isinstance(seed, bool)):
             raise TypeError(f"seed must be an integer or None, got {type(seed).__name__}")
+        if seed is not None and not -(2**63) <= int(seed) < 2**64:
+            raise ValueError(f"seed must lie in [-2**63, 2**64 - 1] (a torch.Generator seed), got {seed}")
+        context = self.prepare_frames(frames)
+        self._check_output_fits(context.shape[0], int(num_samples), int(n_future))
         generator = torch.Generator(device=self.device)
         if seed is None:
             generator.seed()
@@ -188,6 +196,14 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
         try:
             with torch.inference_mode():
                 out = self.sample_future(context, int(n_future), int(num_samples), generator, **options)
+        except (torch.OutOfMemoryError, RuntimeError) as e:
+            if not isinstance(e, torch.OutOfMemoryError) and "allocate" not in str(e):
+                raise
+            raise MemoryError(
+                f"{type(self).__name__}.predict ran out of memory drawing {num_samples} sample(s) of {n_future} "
+                f"frames for {context.shape[0]} clip(s) in one pass on {self.device}; ask for fewer samples or clips "
+                f"per call and concatenate the results ({str(e).splitlines()[0]})"
+            ) from None
         finally:
             self.train(was_training)
         expected = (context.shape[0], int(num_samples), int(n_future), self.channels, self.image_size, self.image_size)
@@ -195,6 +211,24 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
             raise RuntimeError(f"{type(self).__name__}.sample_future returned {tuple(out.shape)}, expected {expected}")
         self._check_output(out)
         return out
+
+    def _check_output_fits(self, clips: int, num_samples: int, n_future: int) -> None:
+        """Refuse up front a request whose output tensor alone would not fit in the device's memory (the sampling
+        itself needs several times more), instead of failing inside the allocator after the work has started."""
+        need = clips * num_samples * n_future * self.channels * self.image_size**2 * 4
+        if self.device.type == "cuda":
+            total = torch.cuda.get_device_properties(self.device).total_memory
+        else:
+            try:
+                total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+            except (ValueError, OSError, AttributeError):  # pragma: no cover - no sysconf (Windows)
+                return
+        if need > total:
+            raise MemoryError(
+                f"{type(self).__name__}.predict: {num_samples} sample(s) x {n_future} frames x {clips} clip(s) need "
+                f"{need / 2**30:.1f} GiB for the output alone, more than the {total / 2**30:.1f} GiB of {self.device}; "
+                "ask for fewer samples or clips per call and concatenate the results"
+            )
 
     def _check_output(self, out: Tensor) -> None:
         """The contract promises values in [0, 1]: NaN/inf means broken weights, never a result to hand back."""
@@ -270,8 +304,7 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
             low, high = x.min().item(), x.max().item()
             if low < 0.0 or high > 1.0:
                 raise ValueError(
-                    f"float frames must lie in [0, 1], got values in [{low:.4g}, {high:.4g}]; "
-                    "pass uint8 for [0, 255] data"
+                    f"float frames must lie in [0, 1], got values in [{low!r}, {high!r}]; pass uint8 for [0, 255] data"
                 )
         return x.to(self.device)
 
@@ -335,6 +368,30 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_evaluation("test")
+
+    # ------------------------------------------------------------------------------------------ resuming
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Save the random state the next training step starts from, so that a resumed run draws the same noise as
+        the uninterrupted one (the data streams continue by themselves: :class:`vpzoo.data._common.BatchStream`).
+        Subclasses that override this call ``super()``."""
+        state = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        checkpoint["vpzoo_rng_state"] = state
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._rng_state_to_restore = checkpoint.get("vpzoo_rng_state")
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Restore the saved random state just before the first training step of a resumed run (not at loading
+        time: creating the data loader draws from the global generator in between). Subclasses that override this
+        call ``super()``."""
+        state = getattr(self, "_rng_state_to_restore", None)
+        if state is not None:
+            self._rng_state_to_restore = None
+            torch.set_rng_state(state["torch"])
+            if "cuda" in state and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda"])
 
     # ------------------------------------------------------------------------------------------ helpers
     def num_parameters(self) -> int:

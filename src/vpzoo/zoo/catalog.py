@@ -537,6 +537,9 @@ def make_checkpoint_entry(
             dest_dir = base / copy_to
             if is_index(dest_dir):
                 dest_dir = dest_dir.parent
+            if not dest_dir.resolve().is_relative_to(base.resolve()):  # refuse before writing anything
+                raise ValueError(f"copy_to={str(copy_to)!r} leads outside {base} (the registry's folder); give a folder "
+                                 f"inside it, e.g. 'weights/{name}/'")
             dest_dir.mkdir(parents=True, exist_ok=True)
             for file in weights_files(weights):
                 if (dest_dir / file.name).resolve() != file.resolve():
@@ -545,6 +548,9 @@ def make_checkpoint_entry(
             weights = dest_dir / weights.name
         elif copy_to is not None:
             dest = base / copy_to
+            if not dest.resolve().is_relative_to(base.resolve()):  # refuse before writing anything
+                raise ValueError(f"copy_to={str(copy_to)!r} leads outside {base} (the registry's folder); give a path "
+                                 f"inside it, e.g. 'weights/{name}.safetensors'")
             dest.parent.mkdir(parents=True, exist_ok=True)
             if dest.resolve() != weights.resolve():
                 _refuse_overwrite(dest, weights)

@@ -25,6 +25,7 @@ import hashlib
 import inspect
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -53,6 +54,7 @@ __all__ = [
     "build_model",
     "load_folder_or_file",
     "read_lightning_checkpoint",
+    "registered_class_paths",
     "export_lightning_checkpoint",
     "render_model_card",
     "check_metrics",
@@ -187,7 +189,9 @@ def _check_document(doc: Any, source: str) -> dict[str, Any]:
             f"{source}: not a vpzoo config (expected the keys 'vpzoo_format', 'model' and 'config', got "
             f"{sorted(doc)}); zoo folders are written by model.save_pretrained() or `vpzoo export`"
         )
-    if not isinstance(fmt, int) or fmt > FORMAT_VERSION:
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt < 1:
+        raise CorruptCheckpointError(f"{source}: vpzoo_format must be a positive integer, got {fmt!r}")
+    if fmt > FORMAT_VERSION:
         raise CorruptCheckpointError(
             f"{source}: vpzoo_format {fmt!r} is newer than this vpzoo understands ({FORMAT_VERSION}); upgrade vpzoo"
         )
@@ -195,6 +199,11 @@ def _check_document(doc: Any, source: str) -> dict[str, Any]:
         raise CorruptCheckpointError(f"{source}: 'model' must be a string and 'config' an object")
     if doc.get("dtype", "float32") not in _DTYPE_NAMES:
         raise CorruptCheckpointError(f"{source}: dtype must be one of {_DTYPE_NAMES}, got {doc.get('dtype')!r}")
+    if "weights_sha256" in doc:
+        try:
+            _check_sha256_string(doc["weights_sha256"], "weights_sha256")
+        except ValueError as e:
+            raise CorruptCheckpointError(f"{source}: {e}") from None
     return doc
 
 
@@ -306,6 +315,15 @@ def build_model(
         raise ConfigMismatchError(
             f"{source}: config keys {unknown} are not arguments of {cls.__qualname__} (accepted: {sorted(accepted)})"
         )
+    legacy = dict(getattr(cls, "legacy_config_defaults", {}) or {})
+    missing = sorted(accepted - set(config) - set(legacy))
+    if missing:
+        raise ConfigMismatchError(
+            f"{source}: the config lacks {missing}: a zoo config records every constructor argument of "
+            f"{cls.__qualname__}, and vpzoo does not fill in today's defaults (they may differ from the ones the "
+            "weights were trained with); add the values the model was trained with"
+        )
+    config = {**{k: v for k, v in legacy.items() if k not in config}, **config}
     try:
         model = cls(**config)
     except (TypeError, ValueError) as e:
@@ -372,13 +390,11 @@ def load_folder_or_file(
         raise ValueError(
             f"cannot load {path}: expected a zoo folder, a .safetensors file or a Lightning .ckpt file"
         )
-    digest = verify_sha256(weights, sha256, str(weights)) if sha256 is not None else file_sha256(weights)
-    if config_file is not None and config_file.is_file():
-        doc = read_config(config_file)
-    else:
+    doc = read_config(config_file) if config_file is not None and config_file.is_file() else None
+    beside = weights.parent / CONFIG_NAME
+    if doc is None:
         doc = read_weights_config(weights)
         if doc is None:
-            beside = weights.parent / CONFIG_NAME
             if config_file is None and beside.is_file():
                 doc = read_config(beside)
             else:
@@ -386,6 +402,15 @@ def load_folder_or_file(
                     f"{weights}: no {CONFIG_NAME} (looked for {config_file or beside}) and no vpzoo config in the "
                     "safetensors header, so the architecture is unknown; save with model.save_pretrained()"
                 )
+    # the folder's own record (config.json of save_pretrained): a changed weights file is caught without the caller
+    record = config_file if config_file is not None else (beside if weights.name == WEIGHTS_NAME else None)
+    recorded = read_config(record).get("weights_sha256") if record is not None and record.is_file() else None
+    if sha256 is not None:
+        digest = verify_sha256(weights, sha256, str(weights))
+    elif recorded is not None:
+        digest = verify_sha256(weights, recorded, f"{weights} (sha256 recorded in {record})")
+    else:
+        digest = file_sha256(weights)
     state_dict = load_weights(weights, map_location)
     model = build_model(doc, state_dict, device=device, strict=strict, source=str(weights))
     return model, {"weights": str(weights), "sha256": digest, "config": doc}
@@ -402,9 +427,15 @@ def _load_sharded_folder(
     """A sharded zoo folder (see :mod:`vpzoo.zoo.sharded`): ``sha256`` pins the index, the index every shard."""
     from vpzoo.zoo.sharded import index_config, load_sharded, read_index
 
-    digest = verify_sha256(index, sha256, str(index)) if sha256 is not None else file_sha256(index)
     config_file = Path(config_path) if config_path is not None else index.parent / CONFIG_NAME
     doc = read_config(config_file) if config_file.is_file() else index_config(read_index(index), str(index))
+    recorded = doc.get("weights_sha256") if doc is not None and config_file.is_file() else None
+    if sha256 is not None:
+        digest = verify_sha256(index, sha256, str(index))
+    elif recorded is not None:  # the folder's own record (config.json of save_pretrained) pins the index
+        digest = verify_sha256(index, recorded, f"{index} (sha256 recorded in {config_file})")
+    else:
+        digest = file_sha256(index)
     if doc is None:
         raise CheckpointUnavailableError(
             f"{index}: no {CONFIG_NAME} (looked for {config_file}) and no vpzoo_config in the index metadata, so the "
@@ -474,6 +505,7 @@ def save_pretrained(
     """
     from safetensors.torch import save_file
 
+    from vpzoo.cache import _Lock as _FolderLock
     from vpzoo.cache import atomic_write_text
 
     if dtype is not None and dtype not in _DTYPE_NAMES:
@@ -487,22 +519,32 @@ def save_pretrained(
     card_info = dict(entry) if card is None else dict(card)
     if metrics is not None:
         card_info["metrics"] = check_metrics(list(metrics), "metrics")
-    if max_shard_bytes is not None:
-        from vpzoo.zoo.sharded import save_sharded
+    with _FolderLock(folder / ".vpzoo-save.lock"):  # concurrent saves into one folder: one at a time, never mixed
+        if max_shard_bytes is not None:  # shards + index; the index records every shard's sha256
+            from vpzoo.zoo.sharded import save_sharded
 
-        if (folder / WEIGHTS_NAME).exists():
-            (folder / WEIGHTS_NAME).unlink()
-        weights = save_sharded(state_dict, folder, config_doc=doc, max_shard_bytes=max_shard_bytes)
-    else:
-        weights = folder / WEIGHTS_NAME
-        tmp = folder / f".{WEIGHTS_NAME}.tmp"
-        save_file(state_dict, str(tmp), metadata={"format": "pt", _METADATA_KEY: json.dumps(doc, sort_keys=True)})
-        os.replace(tmp, weights)
-    atomic_write_text(folder / CONFIG_NAME, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+            (folder / WEIGHTS_NAME).unlink(missing_ok=True)
+            weights = save_sharded(state_dict, folder, config_doc=doc, max_shard_bytes=max_shard_bytes)
+            digest = file_sha256(weights)
+        else:
+            weights = folder / WEIGHTS_NAME
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{WEIGHTS_NAME}.", suffix=".tmp")
+            os.close(fd)
+            try:
+                save_file(state_dict, tmp, metadata={"format": "pt", _METADATA_KEY: json.dumps(doc, sort_keys=True)})
+                digest = file_sha256(tmp)
+                os.replace(tmp, weights)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        # the digest cannot live in the header of the file it hashes: config.json records it, and loading checks it
+        # (for sharded weights it is the index's)
+        atomic_write_text(folder / CONFIG_NAME,
+                          json.dumps({**doc, "weights_sha256": digest}, indent=2, sort_keys=True) + "\n")
     written = [weights, folder / CONFIG_NAME]
     if model_card:
         text = render_model_card(
-            doc, card_info, repo_id=repo_id, weights_sha256=file_sha256(weights), weights_size=weights.stat().st_size,
+            doc, card_info, repo_id=repo_id, weights_sha256=digest, weights_size=weights.stat().st_size,
             weights_name=weights.name,
         )
         atomic_write_text(folder / CARD_NAME, text)
@@ -649,27 +691,24 @@ def render_model_card(
 
 
 # ------------------------------------------------------------------------------------------------ Lightning
-def _resolve_class_path(class_path: str) -> str:
+def registered_class_paths() -> dict[str, str]:
+    """``module.QualName`` of every registered model class -> its registry name. The only class paths vpzoo accepts
+    from a file: a path read from a checkpoint is looked up here and never imported."""
     from vpzoo.registry import get_model_class, list_models
 
-    for name in list_models():
-        cls = get_model_class(name)
-        if f"{cls.__module__}.{cls.__qualname__}" == class_path:
-            return name
-    module, _, attr = class_path.rpartition(".")
-    try:
-        import importlib
+    return {f"{get_model_class(n).__module__}.{get_model_class(n).__qualname__}": n for n in list_models()}
 
-        cls = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError, ValueError):
-        cls = None
-    name = getattr(cls, "model_name", None)
-    if isinstance(name, str):
-        return name
-    raise ConfigMismatchError(
-        f"the checkpoint's model class {class_path!r} is not a registered vpzoo model; pass model=NAME "
-        f"(`--model NAME`) with one of {', '.join(list_models())}"
-    )
+
+def _resolve_class_path(class_path: Any) -> str:
+    from vpzoo.registry import list_models
+
+    name = registered_class_paths().get(class_path) if isinstance(class_path, str) else None
+    if name is None:
+        raise ConfigMismatchError(
+            f"the checkpoint's model class {class_path!r} is not a registered vpzoo model class (vpzoo never imports "
+            f"a class named in a file); pass model=NAME (`--model NAME`) with one of {', '.join(list_models())}"
+        )
+    return name
 
 
 def read_lightning_checkpoint(

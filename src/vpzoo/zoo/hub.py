@@ -94,6 +94,48 @@ def _offline_mode() -> bool:
     return bool(fn()) if callable(fn) else bool(getattr(constants, "HF_HUB_OFFLINE", False))
 
 
+#: Seconds to wait for the Hub to answer before giving up (``$VPZOO_HUB_TIMEOUT``, default 10). Without it, an
+#: endpoint that accepts connections but never answers holds a download for minutes (huggingface_hub's retries).
+DEFAULT_HUB_TIMEOUT = 10.0
+
+
+def _hub_timeout(timeout: float | None) -> float:
+    if timeout is None:
+        raw = os.environ.get("VPZOO_HUB_TIMEOUT")
+        try:
+            timeout = float(raw) if raw else DEFAULT_HUB_TIMEOUT
+        except ValueError:
+            raise ValueError(f"VPZOO_HUB_TIMEOUT must be a number of seconds, got {raw!r}") from None
+    if not timeout > 0:
+        raise ValueError(f"the Hub timeout must be > 0 seconds, got {timeout}")
+    return float(timeout)
+
+
+def _check_hub_answers(where: str, timeout: float) -> None:
+    """One HEAD request to the Hub endpoint: any HTTP answer (even an error status) means it is reachable; silence for
+    ``timeout`` seconds or a refused connection is reported at once, instead of after huggingface_hub's retries."""
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from huggingface_hub import constants
+
+    endpoint = constants.ENDPOINT
+    try:
+        urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return
+    except (urllib.error.URLError, socket.timeout, TimeoutError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        silent = isinstance(reason, (socket.timeout, TimeoutError))
+        what = f"did not answer within {timeout:g} s" if silent else f"could not be reached ({reason})"
+        raise CheckpointUnavailableError(
+            f"{where}: the Hub at {endpoint} {what}. Check the network (or HF_ENDPOINT)"
+            + (", raise VPZOO_HUB_TIMEOUT for a slow connection" if silent else "")
+            + ", or use a cached copy with HF_HUB_OFFLINE=1"
+        ) from None
+
+
 def _cache_dir(cache_dir: str | os.PathLike | None) -> str:
     from huggingface_hub import constants
 
@@ -131,24 +173,35 @@ def _git_blob_sha1(path: Path) -> str:
 
 
 def purge_cached_file(path: str | os.PathLike) -> list[Path]:
-    """Delete a cached Hub file: its blob and every snapshot link to that blob. Returns what was removed."""
-    path = Path(path)
+    """Delete a cached Hub file: its blob and every snapshot link to that blob. Returns what was removed.
+
+    Only paths inside the file's own repository folder of the cache are touched (``models--owner--repo/``): the
+    snapshot links under its ``snapshots/`` and the blob under its ``blobs/``. A link that points anywhere else (a
+    tampered cache) is unlinked itself, and whatever it points to is left alone. A path that is not a snapshot file
+    of a cache repository is refused with ``ValueError``.
+    """
+    path = Path(os.path.abspath(path))
+    parts = path.parts
+    if "snapshots" not in parts[:-1]:
+        raise ValueError(f"refusing to purge {path}: not a file under a Hugging Face cache's snapshots/ folder")
+    i = len(parts) - 1 - parts[::-1].index("snapshots")
+    repo_dir = Path(*parts[:i])
+    blobs = Path(os.path.realpath(repo_dir / "blobs"))
     removed: list[Path] = []
     if path.is_symlink():
-        blob = Path(os.path.realpath(path))
-        snapshots = blob.parent.parent / "snapshots"
-        if blob.parent.name == "blobs" and snapshots.is_dir():
-            for link in snapshots.rglob("*"):
-                if link.is_symlink() and Path(os.path.realpath(link)) == blob:
+        target = Path(os.path.realpath(path))
+        own_blob = target.parent == blobs and target.is_file()
+        if own_blob:
+            for link in (repo_dir / "snapshots").rglob("*"):
+                if link != path and link.is_symlink() and Path(os.path.realpath(link)) == target:
                     link.unlink()
                     removed.append(link)
-        if path.is_symlink():
-            path.unlink()
-            removed.append(path)
-        if blob.exists():
-            blob.unlink()
-            removed.append(blob)
-    elif path.exists():
+        path.unlink()
+        removed.append(path)
+        if own_blob:
+            target.unlink()
+            removed.append(target)
+    elif path.is_file():
         path.unlink()
         removed.append(path)
     return removed
@@ -175,6 +228,7 @@ def hub_file(
     local_files_only: bool = False,
     force_download: bool = False,
     token: str | bool | None = None,
+    timeout: float | None = None,
 ) -> Path:
     """Download (or find in the cache) one file of a Hub model repository and verify it.
 
@@ -185,6 +239,7 @@ def hub_file(
         sha256: expected sha256 of the file; if ``None`` the file is checked against the hash the Hub named it by.
         cache_dir: Hugging Face cache directory (default ``HF_HUB_CACHE``).
         local_files_only, force_download, token: as in :func:`huggingface_hub.hf_hub_download`.
+        timeout: seconds to wait for the Hub to answer (default ``$VPZOO_HUB_TIMEOUT`` or 10).
 
     Returns:
         the local path (inside the Hugging Face cache).
@@ -204,6 +259,17 @@ def hub_file(
 
     where = f"hf://{repo_id}" + (f"@{revision}" if revision else "") + f": {subfolder + '/' if subfolder else ''}{filename}"
     cache = _cache_dir(cache_dir)
+    wait = _hub_timeout(timeout)
+    if not (local_files_only or _offline_mode()):
+        pinned_and_cached = False
+        if revision is not None and _HEX40.match(revision) and not force_download:
+            from huggingface_hub import try_to_load_from_cache
+
+            name = f"{subfolder}/{filename}" if subfolder else filename
+            cached = try_to_load_from_cache(repo_id, name, cache_dir=cache_dir, revision=revision)
+            pinned_and_cached = isinstance(cached, str)
+        if not pinned_and_cached:  # a commit that is cached needs no network: hf_hub_download will not ask
+            _check_hub_answers(where, wait)
     try:
         local = hf_hub_download(
             repo_id, filename, subfolder=subfolder, revision=revision, cache_dir=cache_dir,
@@ -223,6 +289,14 @@ def hub_file(
         raise CheckpointUnavailableError(f"{where}: the repository has no such file at this revision") from e
     except HfHubHTTPError as e:
         raise CheckpointUnavailableError(f"{where}: the Hub answered with an error: {e}") from e
+    except Exception as e:  # a dropped connection surfaces as an httpx error: one clear line instead
+        if not (isinstance(e, OSError) or type(e).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore",
+                                                                                "httpcore2")):
+            raise
+        raise CheckpointUnavailableError(
+            f"{where}: the connection to the Hub failed during the download ({type(e).__name__}: {e}); run the "
+            "command again (downloads resume), or use a cached copy with HF_HUB_OFFLINE=1"
+        ) from e
     path = Path(local)
     try:
         if sha256 is not None:

@@ -237,6 +237,7 @@ def train_checkpoint(
 
     import lightning
     import vpzoo
+    from vpzoo.zoo.format import save_pretrained
 
     started = time.monotonic() if started is None else started
     started_wall = _dt.datetime.now(_dt.timezone.utc)
@@ -298,11 +299,8 @@ def train_checkpoint(
         trained_total = steps_before + iterations
         provenance = {"checkpoint": name, "recipe": q["config"], "steps_trained": trained_total,
                       "steps_this_run": iterations, "init_from": init_desc}
-        model.save_pretrained(out, dtype=dtype, model_card=False, max_shard_bytes=max_shard_bytes)
-        # the training provenance goes into config.json (save_pretrained's `training` is the export's)
-        doc = json.loads((out / "config.json").read_text())
-        doc["training"] = provenance
-        (out / "config.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        save_pretrained(model, out, dtype=dtype, model_card=False, max_shard_bytes=max_shard_bytes,
+                        training=provenance)
         index = json.loads((out / INDEX_NAME).read_text())
         shards = {n: {"sha256": d, "bytes": (out / n).stat().st_size}
                   for n, d in index["metadata"]["shard_sha256"].items()}
