@@ -130,6 +130,13 @@ def test_planned_entry_trains_to_sharded_weights_that_load(registry, tmp_path, c
     (copy / shards[0]).unlink()
     with pytest.raises(CheckpointUnavailableError, match=f"shard {shards[0]} is missing"):
         vpzoo.load(copy)
+    # an edited index (e.g. a shard digest swapped for a tampered shard's) no longer matches config.json's record
+    (copy / shards[0]).write_bytes(bytes(data))
+    index_doc = json.loads((copy / INDEX_NAME).read_text())
+    index_doc["metadata"]["shard_sha256"][shards[0]] = file_sha256(copy / shards[0])
+    (copy / INDEX_NAME).write_text(json.dumps(index_doc))
+    with pytest.raises(CorruptCheckpointError, match="sha256 recorded in .*config.json"):
+        vpzoo.load(copy)
 
     # `vpzoo list --all` shows the queue with progress
     capsys.readouterr()
