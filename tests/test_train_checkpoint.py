@@ -138,12 +138,33 @@ def test_planned_entry_trains_to_sharded_weights_that_load(registry, tmp_path, c
     with pytest.raises(CorruptCheckpointError, match="sha256 recorded in .*config.json"):
         vpzoo.load(copy)
 
+    # a planned entry ships once its weights beat the bar (here copy_last); then vpzoo.load takes it
+    def ssim_record(value: float) -> Path:
+        path = tmp_path / f"metrics_{value}.json"
+        path.write_text(json.dumps([{"metric": "ssim", "protocol": "svg", "reduction": "best", "num_samples": 2,
+                                     "context_frames": 5, "predicted_frames": 20, "num_sequences": 4,
+                                     "benchmark": "smmnist_svg", "test_set": "x", "value": value, "copy_last": 0.4}]))
+        return path
+
+    add = ["add-checkpoint", str(out), "--name", "tiny_planned", "--dataset", "smmnist", "--train-result",
+           str(out / "train_result.json"), "--copy-to", "weights/tiny_planned", "--checkpoints", str(registry),
+           "--write", "--replace"]
+    capsys.readouterr()
+    assert main([*add, "--metrics", str(ssim_record(0.3))]) == 1
+    assert "0.3 does not beat copy_last's 0.4" in capsys.readouterr().err
+    assert read_entries(registry)["tiny_planned"]["status"] == "planned"
+    assert main([*add, "--metrics", str(ssim_record(0.45))]) == 0
+    shipped = read_entries(registry)["tiny_planned"]
+    assert "status" not in shipped and shipped["queue"]["steps_trained"] == 3
+    assert shipped["weights"]["size"] == sum(f.stat().st_size for f in (tmp_path / "weights/tiny_planned").iterdir())
+    assert torch.equal(vpzoo.load("tiny_planned", checkpoints=registry).predict(clip, **kw), model.predict(clip, **kw))
+
     # `vpzoo list --all` shows the queue with progress
     capsys.readouterr()
     monkeypatch.setenv("VPZOO_CHECKPOINTS", str(registry))
     assert main(["list", "--all"]) == 0
     listed = capsys.readouterr().out
-    assert "training queue" in listed and "tiny_planned" in listed and "0 / 1,000 steps (0.0%)" in listed
+    assert "training queue" in listed and "tiny_planned" in listed and "3 / 1,000 steps (0.3%)" in listed
     assert "10 / 1,000 steps (1.0%)" in listed
 
 
