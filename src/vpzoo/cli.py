@@ -5,7 +5,10 @@
   can be set in the YAML config or overridden on the command line (e.g. ``--trainer.max_steps 200``).
 - ``vpzoo predict NAME_OR_PATH [--input CLIP] ...``: the zoo's prediction demo. A positional argument (or ``--help``)
   right after ``predict`` selects it; ``vpzoo predict --config ...`` stays Lightning's.
-- ``vpzoo list [PATTERN] [--checkpoints | --all]``: registered models (default) and pretrained checkpoints.
+- ``vpzoo list [PATTERN] [--checkpoints | --all]``: registered models (default) and pretrained checkpoints;
+  ``--all`` adds the training queue (planned checkpoints too) with its progress.
+- ``vpzoo train-checkpoint NAME --max-minutes M --out DIR``: train one checkpoint of the queue
+  (:mod:`vpzoo.zoo.training`).
 - ``vpzoo export CKPT OUT_DIR [--dtype float16]``: a ``vpzoo fit`` checkpoint to a zoo folder.
 - ``vpzoo add-checkpoint SRC --name NAME ...``: the checkpoints.yaml entry of an exported folder (printed, or
   appended with ``--write``).
@@ -255,7 +258,8 @@ def _list(args: list[str]) -> int:
     parser.add_argument("pattern", nargs="?", default="*", help="fnmatch pattern, e.g. 'svg*'")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--checkpoints", action="store_true", help="list pretrained checkpoints instead of models")
-    group.add_argument("--all", action="store_true", help="list models and pretrained checkpoints")
+    group.add_argument("--all", action="store_true", help="list models, pretrained checkpoints and the training "
+                       "queue (planned checkpoints, steps trained / paper steps)")
     opts = parser.parse_args(args)
 
     from vpzoo.registry import list_models
@@ -306,7 +310,29 @@ def _list(args: list[str]) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1])
+    if opts.all:
+        _print_queue(opts.pattern)
     return status
+
+
+def _print_queue(pattern: str) -> None:
+    """The training queue (`vpzoo list --all`): every entry with a recipe, shipped or planned, with its progress."""
+    import fnmatch
+
+    from vpzoo.zoo.catalog import queue_progress, read_queue
+
+    queue = [e for n, e in read_queue().items() if fnmatch.fnmatch(n, pattern)]
+    print("\ntraining queue (vpzoo train-checkpoint NAME --max-minutes M --out DIR):")
+    rows = [("priority", "name", "status", "progress (steps trained / paper steps)", "batch", "recipe", "ship bar")]
+    for e in queue:
+        q = e["queue"]
+        bar = q["ship_bar"]
+        rows.append((str(q["priority"]), e["name"], e.get("status", "shipped"), queue_progress(e),
+                     str(q["paper_batch"]), q["config"],
+                     f"{bar['metric']} on {bar['benchmark']} beats {', '.join(map(str, bar['must_beat']))}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  " + "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1])
 
 
 # ------------------------------------------------------------------------------------------------ predict
@@ -584,10 +610,12 @@ def _add_checkpoint(args: list[str]) -> int:
     parser.add_argument("--dataset", required=True, help="dataset name, e.g. smmnist")
     parser.add_argument("--metrics", required=True, help="JSON file with the metric records (a list, an object "
                         "with a 'metrics' list, or what `vpzoo benchmark --checkpoint CKPT --json` writes)")
-    parser.add_argument("--training-config", required=True, help="training config file, e.g. configs/svg_lp/smmnist.yaml")
-    parser.add_argument("--steps", type=int, required=True, help="training steps")
-    parser.add_argument("--hardware", required=True, help="e.g. '2-core CPU (no GPU)'")
-    parser.add_argument("--time", required=True, help="wall-clock training time, e.g. '31 h'")
+    parser.add_argument("--training-config", help="training config file, e.g. configs/svg_lp/smmnist.yaml")
+    parser.add_argument("--steps", type=int, help="training steps")
+    parser.add_argument("--hardware", help="e.g. '2-core CPU (no GPU)'")
+    parser.add_argument("--time", help="wall-clock training time, e.g. '31 h'")
+    parser.add_argument("--train-result", help="train_result.json of `vpzoo train-checkpoint`: the defaults of "
+                        "--training-config, --steps, --hardware, --time and --paper-steps")
     parser.add_argument("--paper-steps", type=int, default=None, help="the paper's steps, when fewer were run")
     parser.add_argument("--license", default="Apache-2.0")
     for key in ("title", "authors", "venue", "arxiv", "url"):
@@ -601,8 +629,23 @@ def _add_checkpoint(args: list[str]) -> int:
     parser.add_argument("--checkpoints", default=None, help="registry file (default: $VPZOO_CHECKPOINTS, else the "
                         "packaged checkpoints.yaml)")
     parser.add_argument("--write", action="store_true", help="append the entry to the registry")
-    parser.add_argument("--replace", action="store_true", help="with --write: replace an entry of the same name")
+    parser.add_argument("--replace", action="store_true", help="with --write: replace an entry of the same name, "
+                        "only if the new metrics beat its ship bar (queue.ship_bar); the old packaged weights are "
+                        "deleted")
     opts = parser.parse_args(args)
+    if opts.train_result:
+        run = json.loads(Path(opts.train_result).read_text())
+        defaults = {"training_config": run.get("recipe"), "steps": run.get("steps_trained"),
+                    "hardware": run.get("hardware"), "paper_steps": run.get("paper_steps"),
+                    "time": f"{run['train_seconds'] / 60:.1f} min in the last run ({run.get('started', '?')})"
+                    if "train_seconds" in run else None}
+        for key, value in defaults.items():
+            if getattr(opts, key) is None:
+                setattr(opts, key, value)
+    missing = [f"--{k.replace('_', '-')}" for k in ("training_config", "steps", "hardware", "time")
+               if getattr(opts, k) is None]
+    if missing:
+        parser.error(f"missing {', '.join(missing)} (or give --train-result)")
 
     from vpzoo.zoo.catalog import add_checkpoint, dump_entry, make_checkpoint_entry
 
@@ -629,7 +672,7 @@ def _add_checkpoint(args: list[str]) -> int:
     print(dump_entry(entry), end="")
     if opts.write:
         file = add_checkpoint(entry, opts.checkpoints, replace=opts.replace)
-        print(f"appended {opts.name!r} to {file}", file=sys.stderr)
+        print(f"{'wrote' if opts.replace else 'appended'} {opts.name!r} to {file}", file=sys.stderr)
     return 0
 
 
@@ -709,6 +752,7 @@ commands:
   add-checkpoint SRC --name NAME ... [--write]                 checkpoints.yaml entry of an exported folder
   convert svg|drnet PATH OUT_DIR [--lstm PATH]                 the authors' own model.pth -> zoo folder
   benchmark [NAME] [--checkpoint CKPT ...] [--rerun]          published vs zoo numbers; measure checkpoints
+  train-checkpoint NAME --max-minutes M --out DIR              train one checkpoint of the queue, sharded export
   data prepare NAME --root DIR                                 download and preprocess a dataset once
   data list                                                    the datasets `data prepare` knows
 
@@ -747,9 +791,14 @@ def _data(args: list[str]) -> int:
     return prepare_main(args)
 
 
+def _train_checkpoint(args: list[str]) -> int:
+    from vpzoo.zoo.training import main as train_main
+
+    return train_main(args)
+
+
 _ZOO_COMMANDS = {"list": _list, "export": _export, "add-checkpoint": _add_checkpoint, "benchmark": _benchmark,
-                 "data": _data}
-_ZOO_COMMANDS["convert"] = _convert
+                 "data": _data, "train-checkpoint": _train_checkpoint, "convert": _convert}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,8 @@
 
 The packaged file is ``vpzoo/checkpoints.yaml`` (the repository's top-level ``checkpoints.yaml`` is a symlink to
 it). ``$VPZOO_CHECKPOINTS`` (or ``path=`` of the functions here) points the zoo at another file, e.g. a private
-registry or a test's. Only checkpoints that exist are listed. Document layout::
+registry or a test's. Entries with weights are what vpzoo.load takes; planned ones (the training queue, below)
+have none yet. Document layout::
 
     format_version: 1
     checkpoints:
@@ -31,6 +32,31 @@ registry or a test's. Only checkpoints that exist are listed. Document layout::
              predicted_frames: 20, num_sequences: 1000, test_set: ..., value: 0.85, copy_last: 0.70,
              black: 0.73}                 # copy_last, black: the baselines on the same clips
         notes: ...                        # optional; say here where the recipe deviates from the paper
+        queue: {...}                      # optional: its training-queue recipe (below)
+
+The training queue. Every checkpoint the zoo plans to have, shipped or not, carries a ``queue`` mapping (separable
+from the rest of the entry, valid on any entry); a checkpoint without weights yet is a ``status: planned`` entry with
+only ``name``, ``model``, ``dataset``, ``status``, ``queue`` (optional ``license``, ``paper``, ``notes``)::
+
+      - name: svg_lp_bair
+        model: svg_lp
+        dataset: bair
+        status: planned                   # shipped entries may say `status: shipped`; the default
+        queue:
+          config: configs/svg_lp/bair.yaml    # LightningCLI config, relative to the repository
+          overrides: {data.init_args.root: data/bair}   # optional: dotted keys passed after --config
+          paper_steps: 180000             # the paper's schedule
+          paper_batch: 100
+          steps_trained: 0                # steps of the shipped weights so far
+          ship_bar: {benchmark: bair_fvd, metric: fvd, must_beat: [shipped, copy_last]}
+          priority: 1                     # 1 first
+          data: "vpzoo data prepare bair --root data/bair (the 30 GB tar from rail.eecs.berkeley.edu)"
+          bf16: true                      # optional (default true): bf16-mixed autocast is safe for this model
+          other: "..."                    # optional: other ways to get weights (official ones, ...)
+
+``vpzoo.load`` on a planned entry raises :class:`~vpzoo.zoo.errors.PlannedCheckpointError` saying how to train it;
+``vpzoo train-checkpoint NAME`` (:mod:`vpzoo.zoo.training`) trains it; ``vpzoo add-checkpoint --replace`` ships the
+result only when it beats the ship bar.
 
 Add an entry with ``vpzoo add-checkpoint`` (:func:`make_checkpoint_entry` + :func:`add_checkpoint`).
 """
@@ -54,12 +80,20 @@ __all__ = [
     "packaged_checkpoints_file",
     "checkpoints_file",
     "read_checkpoints",
+    "read_entries",
+    "read_planned",
+    "read_queue",
+    "queue_progress",
+    "planned_message",
     "validate_checkpoints",
     "list_checkpoints",
     "checkpoint_info",
     "find_hub_entry",
     "make_checkpoint_entry",
     "add_checkpoint",
+    "check_ship_bar",
+    "ReplacementRefusedError",
+    "PACKAGED_WEIGHTS_BUDGET",
 ]
 
 CHECKPOINTS_ENV = "VPZOO_CHECKPOINTS"
@@ -75,7 +109,15 @@ _ENTRY_KEYS = {
     "future_frames": int, "config": dict, "weights": dict, "license": str, "paper": dict, "training": dict,
     "metrics": list,
 }
-_OPTIONAL_KEYS = {"notes": str}
+_OPTIONAL_KEYS = {"notes": str, "status": str, "queue": dict}
+# the training queue (see the module docstring): `queue:` on any entry, `status: planned` for entries without weights
+_PLANNED_KEYS = {"name": str, "model": str, "dataset": str, "status": str, "queue": dict}
+_PLANNED_OPTIONAL = {"license": str, "paper": dict, "notes": str}
+_QUEUE_KEYS = {"config": str, "paper_steps": int, "paper_batch": int, "steps_trained": int, "ship_bar": dict,
+               "priority": int, "data": str}
+_QUEUE_OPTIONAL = {"overrides": dict, "bf16": bool, "other": str}
+_SHIP_BAR_KEYS = {"benchmark": str, "metric": str, "must_beat": list}
+_BASELINES = ("shipped", "copy_last", "black", "crossfade")  # crossfade: smmnist_p2p's start-to-end fade
 _TRAINING_KEYS = {"config": str, "steps": int, "hardware": str, "time": str}
 _CONFIG_OF = {"image_size": "image_size", "channels": "channels", "context_frames": "n_past", "future_frames": "n_future"}
 
@@ -122,8 +164,15 @@ def _entry_problems(entry: Any, index: int) -> list[str]:
         where = f"checkpoints[{index}] ({entry['name']})"
     if isinstance(entry.get("weights"), dict) and entry["weights"].get("source") == "official":
         return _official_entry_problems(entry, where)
+    if entry.get("status") == "planned":
+        return _planned_problems(entry, where)
     problems = _check_types(entry, _ENTRY_KEYS, where, required=True)
     problems += _check_types(entry, _OPTIONAL_KEYS, where, required=False)
+    if "status" in entry and entry["status"] != "shipped":
+        problems.append(f"{where}.status must be 'shipped' (weights listed) or 'planned' (no weights yet), got "
+                        f"{entry['status']!r}")
+    if isinstance(entry.get("queue"), dict):
+        problems += _queue_problems(entry["queue"], f"{where}.queue")
     unknown = sorted(set(entry) - set(_ENTRY_KEYS) - set(_OPTIONAL_KEYS))
     if unknown:
         problems.append(f"{where}: unknown keys {unknown}")
@@ -188,7 +237,7 @@ _OFFICIAL_KEYS = {"name": str, "model": str, "dataset": str, "weights": dict, "l
                   "notes": str}
 _OFFICIAL_READY_KEYS = {"image_size": int, "channels": int, "context_frames": int, "future_frames": int,
                         "config": dict}
-_OFFICIAL_OPTIONAL = {"status": str, "training": dict, "metrics": list, **_OFFICIAL_READY_KEYS}
+_OFFICIAL_OPTIONAL = {"status": str, "training": dict, "metrics": list, "queue": dict, **_OFFICIAL_READY_KEYS}
 _OFFICIAL_WEIGHTS = {"source": str, "url": str, "git_blob": str, "converter": str}
 _OFFICIAL_WEIGHTS_OPTIONAL = {"size": int, "repo": str, "commit": str, "path": str, "format": str, "filename": str}
 
@@ -237,7 +286,60 @@ def _official_entry_problems(entry: dict[str, Any], where: str) -> list[str]:
             check_metrics(entry["metrics"], f"{where}.metrics")
         except ValueError as e:
             problems.append(str(e))
+    if isinstance(entry.get("queue"), dict):
+        problems += _queue_problems(entry["queue"], f"{where}.queue")
     return problems
+
+
+def _queue_problems(queue: Mapping[str, Any], where: str) -> list[str]:
+    """Checks of an entry's ``queue`` recipe (valid on shipped and planned entries alike)."""
+    problems = _check_types(queue, _QUEUE_KEYS, where, required=True)
+    problems += _check_types(queue, _QUEUE_OPTIONAL, where, required=False)
+    unknown = sorted(set(queue) - set(_QUEUE_KEYS) - set(_QUEUE_OPTIONAL))
+    if unknown:
+        problems.append(f"{where}: unknown keys {unknown}")
+    if problems:
+        return problems
+    for key in ("paper_steps", "paper_batch", "priority"):
+        if queue[key] < 1:
+            problems.append(f"{where}.{key} must be >= 1, got {queue[key]}")
+    if queue["steps_trained"] < 0:
+        problems.append(f"{where}.steps_trained must be >= 0, got {queue['steps_trained']}")
+    cfg = Path(queue["config"])
+    if cfg.is_absolute() or ".." in cfg.parts or cfg.suffix not in (".yaml", ".yml"):
+        problems.append(f"{where}.config must be a YAML file relative to the repository, e.g. "
+                        f"configs/svg_lp/bair.yaml, got {queue['config']!r}")
+    for key in queue.get("overrides", {}):
+        if not isinstance(key, str) or key.startswith("-"):
+            problems.append(f"{where}.overrides keys are dotted LightningCLI keys without dashes "
+                            f"(e.g. trainer.limit_val_batches), got {key!r}")
+    bar = queue["ship_bar"]
+    bar_problems = _check_types(bar, _SHIP_BAR_KEYS, f"{where}.ship_bar", required=True)
+    extra = sorted(set(bar) - set(_SHIP_BAR_KEYS))
+    if extra:
+        bar_problems.append(f"{where}.ship_bar: unknown keys {extra}")
+    if not bar_problems:
+        bad = [b for b in bar["must_beat"] if not (b in _BASELINES or (isinstance(b, (int, float))
+                                                                        and not isinstance(b, bool)))]
+        if bad or not bar["must_beat"]:
+            bar_problems.append(f"{where}.ship_bar.must_beat lists what the new weights must beat: some of "
+                                f"{list(_BASELINES)} or numbers, got {bar['must_beat']!r}")
+    return problems + bar_problems
+
+
+def _planned_problems(entry: Mapping[str, Any], where: str) -> list[str]:
+    """A ``status: planned`` entry: a name, a model, a dataset and its queue recipe; no weights, no metrics."""
+    problems = _check_types(entry, _PLANNED_KEYS, where, required=True)
+    problems += _check_types(entry, _PLANNED_OPTIONAL, where, required=False)
+    unknown = sorted(set(entry) - set(_PLANNED_KEYS) - set(_PLANNED_OPTIONAL))
+    if unknown:
+        problems.append(f"{where}: unknown keys {unknown} for a planned entry (it gets weights, config and metrics "
+                        "when `vpzoo add-checkpoint --replace` ships it)")
+    if problems:
+        return problems
+    if not _NAME_RE.match(entry["name"]):
+        problems.append(f"{where}.name must match {_NAME_RE.pattern}, got {entry['name']!r}")
+    return problems + _queue_problems(entry["queue"], f"{where}.queue")
 
 
 def _parse(path: Path) -> dict[str, dict[str, Any]]:
@@ -274,7 +376,51 @@ def _parse(path: Path) -> dict[str, dict[str, Any]]:
 
 
 def read_checkpoints(path: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
-    """All entries of the registry (see :func:`checkpoints_file`), by name, schema-checked; a deep copy."""
+    """The entries of the registry (see :func:`checkpoints_file`) that have weights, by name, schema-checked; a
+    deep copy. Planned entries (no weights yet) are in :func:`read_planned` / :func:`read_queue`."""
+    return {n: e for n, e in read_entries(path).items() if e.get("status") != "planned"}
+
+
+def read_planned(path: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
+    """The ``status: planned`` entries of the registry (checkpoints of the training queue without weights)."""
+    return {n: e for n, e in read_entries(path).items() if e.get("status") == "planned"}
+
+
+def read_queue(path: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
+    """The training queue: every entry with a ``queue`` recipe (shipped or planned), by priority then name."""
+    entries = [e for e in read_entries(path).values() if "queue" in e]
+    entries.sort(key=lambda e: (e["queue"]["priority"], e["name"]))
+    return {e["name"]: e for e in entries}
+
+
+def queue_progress(entry: Mapping[str, Any]) -> str:
+    """``"16,884 / 180,000 steps (9.4%)"``: steps trained so far out of the paper's schedule."""
+    q = entry["queue"]
+    return f"{q['steps_trained']:,} / {q['paper_steps']:,} steps ({100 * q['steps_trained'] / q['paper_steps']:.1f}%)"
+
+
+def planned_message(entry: Mapping[str, Any], path: str | os.PathLike | None = None) -> str:
+    """What :func:`vpzoo.load` says about a planned checkpoint: no weights yet, how to train it, other ways."""
+    name = entry["name"]
+    if "queue" not in entry:  # published author weights that no converter reads yet
+        url = entry.get("weights", {}).get("url", "")
+        return (f"checkpoint {name!r} is planned: the authors publish these weights ({url}) but vpzoo has no converter "
+                f"for their format yet, so it cannot be loaded. {entry.get('notes', '')}".rstrip())
+    q = entry["queue"]
+    msg = (f"checkpoint {name!r} is planned but has no weights yet (training queue, priority {q['priority']}: "
+           f"{queue_progress(entry)} of the paper's schedule at batch {q['paper_batch']}; registry: "
+           f"{checkpoints_file(path)}). Train it on a GPU machine: `vpzoo train-checkpoint {name} --max-minutes 10 "
+           f"--out DIR` (recipe {q['config']}; data: {q['data']}), then here `vpzoo benchmark "
+           f"{q['ship_bar']['benchmark']} --checkpoint DIR --json DIR/benchmark.json` and `vpzoo add-checkpoint DIR "
+           f"--name {name} --replace --write ...` (README: 'Training on an offline GPU machine').")
+    if q.get("other"):
+        msg += f" Other ways to get it: {q['other'].rstrip('.')}."
+    msg += f" An untrained {entry['model']}: vpzoo.create_model({entry['model']!r})."
+    return msg
+
+
+def read_entries(path: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
+    """Every entry of the registry, shipped and planned, by name, schema-checked; a deep copy."""
     file = checkpoints_file(path)
     try:
         st = file.stat()
@@ -290,6 +436,22 @@ def read_checkpoints(path: str | os.PathLike | None = None) -> dict[str, dict[st
 def weights_file(entry: Mapping[str, Any], path: str | os.PathLike | None = None) -> Path:
     """Local path of a ``source: file`` entry's weights (relative paths are relative to the registry's folder)."""
     return checkpoints_file(path).resolve().parent / entry["weights"]["path"]
+
+
+def weights_files(weights: str | os.PathLike) -> list[Path]:
+    """The files of a weights location: the file itself, or a shard index and the shards it names."""
+    from vpzoo.zoo.sharded import is_index, read_index
+
+    weights = Path(weights)
+    if not is_index(weights):
+        return [weights]
+    shards = sorted(set(read_index(weights)["weight_map"].values()))
+    return [weights] + [weights.parent / name for name in shards]
+
+
+def weights_bytes(weights: str | os.PathLike) -> int:
+    """Bytes of a weights location (index and shards together for sharded weights)."""
+    return sum(f.stat().st_size for f in weights_files(weights))
 
 
 def validate_checkpoints(path: str | os.PathLike | None = None, *, check_files: bool = True) -> list[str]:
@@ -319,7 +481,7 @@ def validate_checkpoints(path: str | os.PathLike | None = None, *, check_files: 
             if not file.is_file():
                 problems.append(f"{name}: weights file {file} does not exist")
                 continue
-            size = file.stat().st_size
+            size = weights_bytes(file)
             if size != entry["weights"]["size"]:
                 problems.append(f"{name}: {file} has {size} bytes, the entry records {entry['weights']['size']}")
             elif file_sha256(file) != entry["weights"]["sha256"]:
@@ -419,12 +581,22 @@ def make_checkpoint_entry(
         training: recipe: ``config``, ``steps``, ``hardware``, ``time`` (more keys allowed, e.g. ``paper_steps``).
         path: the registry file (default: :func:`checkpoints_file`).
     """
+    from vpzoo.zoo.sharded import INDEX_NAME, is_index
+
     source = Path(source)
     weights = source / WEIGHTS_NAME if source.is_dir() else source
+    if source.is_dir() and not weights.is_file() and (source / INDEX_NAME).is_file():
+        weights = source / INDEX_NAME  # sharded weights (`vpzoo train-checkpoint`)
     if not weights.is_file():
         raise CheckpointUnavailableError(f"no weights at {weights}")
-    doc = read_config(source / "config.json") if source.is_dir() and (source / "config.json").is_file() else (
-        read_weights_config(weights))
+    if source.is_dir() and (source / "config.json").is_file():
+        doc = read_config(source / "config.json")
+    elif is_index(weights):
+        from vpzoo.zoo.sharded import index_config, read_index
+
+        doc = index_config(read_index(weights), str(weights))
+    else:
+        doc = read_weights_config(weights)
     if doc is None:
         raise CheckpointUnavailableError(f"{weights}: no config.json beside it and no vpzoo config in its header")
     cfg = doc["config"]
@@ -434,13 +606,27 @@ def make_checkpoint_entry(
             raise ValueError("a Hub entry needs both hub_repo and hub_revision (a 40-hex commit)")
         location: dict[str, Any] = {"source": "hub", "repo": hub_repo, "filename": hub_filename, "revision": hub_revision}
     else:
-        if copy_to is not None:
+        if copy_to is not None and is_index(weights):  # sharded: copy_to is a folder for the index and shards
+            dest_dir = base / copy_to
+            if is_index(dest_dir):
+                dest_dir = dest_dir.parent
+            if not dest_dir.resolve().is_relative_to(base.resolve()):  # refuse before writing anything
+                raise ValueError(f"copy_to={str(copy_to)!r} leads outside {base} (the registry's folder); give a folder "
+                                 f"inside it, e.g. 'weights/{name}/'")
+            dest_dir.mkdir(parents=True, exist_ok=True)
+            for file in weights_files(weights):
+                if (dest_dir / file.name).resolve() != file.resolve():
+                    _refuse_overwrite(dest_dir / file.name, file)
+                    shutil.copyfile(file, dest_dir / file.name)
+            weights = dest_dir / weights.name
+        elif copy_to is not None:
             dest = base / copy_to
             if not dest.resolve().is_relative_to(base.resolve()):  # refuse before writing anything
                 raise ValueError(f"copy_to={str(copy_to)!r} leads outside {base} (the registry's folder); give a path "
                                  f"inside it, e.g. 'weights/{name}.safetensors'")
             dest.parent.mkdir(parents=True, exist_ok=True)
             if dest.resolve() != weights.resolve():
+                _refuse_overwrite(dest, weights)
                 shutil.copyfile(weights, dest)
             weights = dest
         try:
@@ -451,7 +637,12 @@ def make_checkpoint_entry(
                 "(`--copy-to`) to copy it there, or publish it to the Hub and pass hub_repo/hub_revision"
             ) from None
         location = {"source": "file", "path": rel.as_posix()}
-    location.update(sha256=file_sha256(weights), size=weights.stat().st_size, dtype=doc.get("dtype", "float32"))
+    size = weights_bytes(weights)  # index and shards together for sharded weights
+    if is_index(weights):  # the index pins the shards: check each of them now
+        from vpzoo.zoo.sharded import load_sharded
+
+        load_sharded(weights)
+    location.update(sha256=file_sha256(weights), size=size, dtype=doc.get("dtype", "float32"))
     entry: dict[str, Any] = {
         "name": name,
         "model": doc["model"],
@@ -475,6 +666,14 @@ def make_checkpoint_entry(
     return entry
 
 
+def _refuse_overwrite(dest: Path, source: Path) -> None:
+    """Never overwrite other weights in the registry's folder: a refused replacement must leave them intact."""
+    if dest.exists() and file_sha256(dest) != file_sha256(source):
+        raise ValueError(f"{dest} already exists with other content (weights of a registered checkpoint?); copy the "
+                         "new weights to a new path (e.g. --copy-to weights/NAME-v2/): `--replace` deletes the old "
+                         "ones once the new ones are accepted")
+
+
 def dump_entry(entry: Mapping[str, Any]) -> str:
     """YAML text of one entry as a list item (what ``vpzoo add-checkpoint`` prints)."""
     import yaml
@@ -482,10 +681,104 @@ def dump_entry(entry: Mapping[str, Any]) -> str:
     return yaml.safe_dump([dict(entry)], sort_keys=False, default_flow_style=False, width=110)
 
 
-def add_checkpoint(entry: Mapping[str, Any], path: str | os.PathLike | None = None, *, replace: bool = False) -> Path:
+#: Bytes of packaged weights (``source: file`` entries) the registry may hold: the repository's tracked tree must stay
+#: under 60 MiB because every GPU job carries it (README: "Where the weights live").
+PACKAGED_WEIGHTS_BUDGET = 50 * 2**20
+_LOWER_IS_BETTER = ("fvd", "lpips", "mse")
+
+
+class ReplacementRefusedError(ValueError):
+    """New weights that do not beat an entry's ship bar (``vpzoo add-checkpoint --replace``)."""
+
+
+def check_ship_bar(old: Mapping[str, Any], metrics: list[Mapping[str, Any]]) -> str:
+    """Whether new ``metrics`` beat the ship bar of entry ``old`` (``queue.ship_bar``); returns a one-line verdict.
+
+    ``must_beat`` items: ``shipped`` (the value recorded for the entry's current weights, measured under the same
+    protocol, clips and samples), ``copy_last`` / ``black`` (the baselines the benchmark measured on the same clips,
+    recorded in the new metric record) or a number. Strictly better is required (lower for FVD/LPIPS/MSE).
+
+    Raises:
+        ReplacementRefusedError: naming every bar that was not beaten or could not be compared.
+    """
+    bar = (old.get("queue") or {}).get("ship_bar")
+    name = old["name"]
+    if bar is None:
+        raise ReplacementRefusedError(f"{name!r} has no queue.ship_bar, so there is nothing to compare new weights "
+                                      "against; add its queue recipe first")
+    metric, bench = bar["metric"], bar["benchmark"]
+    found = [m for m in metrics if m.get("metric") == metric and m.get("benchmark") == bench]
+    if not found:
+        raise ReplacementRefusedError(
+            f"{name!r}: the new metrics hold no {metric} measured by benchmark {bench!r} (its ship bar); measure "
+            f"them with `vpzoo benchmark {bench} --checkpoint DIR --json DIR/benchmark.json`")
+    new = found[0]
+    lower = metric in _LOWER_IS_BETTER
+    better = (lambda a, b: a < b) if lower else (lambda a, b: a > b)
+    problems, passed = [], []
+    for target in bar["must_beat"]:
+        if target == "shipped":
+            if old.get("status") == "planned":
+                continue
+            recorded = [m for m in old.get("metrics", []) if m.get("metric") == metric and m.get("benchmark") == bench]
+            if not recorded:
+                problems.append(f"the shipped weights have no {metric} on {bench} recorded, so they cannot be compared")
+                continue
+            ref = recorded[0]
+            keys = ("protocol", "num_samples", "num_sequences", "context_frames", "predicted_frames", "reduction")
+            differ = [f"{k} {ref.get(k)!r} vs {new.get(k)!r}" for k in keys if ref.get(k) != new.get(k)]
+            if differ:
+                problems.append(f"not measured like the shipped weights ({'; '.join(differ)}): rerun the benchmark "
+                                "with the same settings")
+            elif not better(new["value"], ref["value"]):
+                problems.append(f"{metric} {new['value']:.6g} does not beat the shipped weights' {ref['value']:.6g}")
+            else:
+                passed.append(f"shipped {ref['value']:.6g}")
+        elif target in ("copy_last", "black"):
+            if target not in new:
+                problems.append(f"the new {metric} record lacks the {target} baseline")
+            elif not better(new["value"], new[target]):
+                problems.append(f"{metric} {new['value']:.6g} does not beat {target}'s {new[target]:.6g}")
+            else:
+                passed.append(f"{target} {new[target]:.6g}")
+        elif not better(new["value"], float(target)):
+            problems.append(f"{metric} {new['value']:.6g} does not beat the bar {target}")
+        else:
+            passed.append(f"{target}")
+    if problems:
+        raise ReplacementRefusedError(
+            f"refusing to replace {name!r}: on {bench} ({'lower' if lower else 'higher'} {metric} is better) "
+            + "; ".join(problems) + ". The registry and the shipped weights are unchanged.")
+    return f"{name}: {metric} {new['value']:.6g} on {bench} beats " + ", ".join(passed)
+
+
+def _file_weights(entry: Mapping[str, Any], base: Path) -> list[Path]:
+    w = entry.get("weights") or {}
+    if w.get("source") != "file":
+        return []
+    path = base / w["path"]
+    try:
+        return [f.resolve() for f in weights_files(path)] if path.exists() else [path.resolve()]
+    except (ValueError, OSError):
+        return [path.resolve()]
+
+
+def add_checkpoint(
+    entry: Mapping[str, Any],
+    path: str | os.PathLike | None = None,
+    *,
+    replace: bool = False,
+    force: bool = False,
+    weights_budget: int | None = PACKAGED_WEIGHTS_BUDGET,
+) -> Path:
     """Append ``entry`` to the registry file (keeping its leading comment block); ``replace`` an entry of that name.
 
-    The result is re-read and schema-checked before it replaces the file (atomically).
+    Replacing (``vpzoo add-checkpoint --replace``) ships the new weights only if their metrics beat the entry's ship
+    bar (:func:`check_ship_bar`; ``force`` skips that check); the entry keeps its ``queue`` recipe with
+    ``steps_trained`` set to the new ``training.steps``, and the old packaged weights files are deleted (they
+    leave the tree). A planned entry becomes a shipped one. The packaged weights of the resulting registry must fit
+    ``weights_budget`` bytes (``None``: no limit). On refusal, new weights copied into the registry's folder are
+    removed again. The result is re-read and schema-checked before it replaces the file (atomically).
     """
     import yaml
 
@@ -501,12 +794,42 @@ def add_checkpoint(entry: Mapping[str, Any], path: str | os.PathLike | None = No
             break
     current = list(_parse(file).values()) if file.exists() else []
     names = [e["name"] for e in current]
-    if entry["name"] in names:
-        if not replace:
-            raise ValueError(f"{file} already has a checkpoint named {entry['name']!r}; pass replace=True (`--replace`)")
-        current[names.index(entry["name"])] = dict(entry)
-    else:
-        current.append(dict(entry))
+    base = file.parent
+    entry = dict(entry)
+    old_files: list[Path] = []
+    new_files = _file_weights(entry, base)
+    try:
+        if entry["name"] in names:
+            if not replace:
+                raise ValueError(f"{file} already has a checkpoint named {entry['name']!r}; pass replace=True "
+                                 "(`--replace`)")
+            old = current[names.index(entry["name"])]
+            if not force:
+                check_ship_bar(old, entry.get("metrics", []))
+            if "queue" in old and "queue" not in entry:
+                entry["queue"] = dict(old["queue"], steps_trained=int(entry["training"]["steps"]))
+            entry.pop("status", None)
+            old_files = [f for f in _file_weights(old, base) if f not in new_files]
+            current[names.index(entry["name"])] = entry
+        else:
+            current.append(entry)
+        if weights_budget is not None:
+            packaged = sum(e["weights"]["size"] for e in current
+                           if e.get("status") != "planned" and e["weights"]["source"] == "file")
+            if packaged > weights_budget:
+                raise ValueError(
+                    f"the packaged weights would total {packaged / 2**20:.1f} MiB, over the budget of "
+                    f"{weights_budget / 2**20:.0f} MiB that keeps the repository small enough for GPU jobs (README: "
+                    "'Where the weights live'); publish these weights to the Hub and register them with --hub-repo/"
+                    "--hub-revision instead of --copy-to")
+    except ValueError:
+        others = {f for e in current if e is not entry for f in _file_weights(e, base)}
+        for f in new_files:  # weights copied in for this entry leave again
+            if f.is_file() and f not in others and base in f.parents:
+                f.unlink()
+                if f.parent != base and not any(f.parent.iterdir()):
+                    f.parent.rmdir()
+        raise
     body = yaml.safe_dump(
         {"format_version": CATALOG_FORMAT_VERSION, "checkpoints": current},
         sort_keys=False, default_flow_style=False, width=110,
@@ -519,4 +842,10 @@ def add_checkpoint(entry: Mapping[str, Any], path: str | os.PathLike | None = No
     finally:
         tmp.unlink()
     atomic_write_text(file, new_text)
+    _CACHE.clear()
+    for f in old_files:  # the replaced weights leave the tree
+        if f.is_file() and base in f.parents:
+            f.unlink()
+            if f.parent != base and not any(f.parent.iterdir()):
+                f.parent.rmdir()
     return file

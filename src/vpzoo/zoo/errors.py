@@ -13,6 +13,7 @@ __all__ = [
     "CheckpointUnavailableError",
     "CorruptCheckpointError",
     "ConfigMismatchError",
+    "PlannedCheckpointError",
 ]
 
 
@@ -37,3 +38,7 @@ class CorruptCheckpointError(ZooError, ValueError):
 
 class ConfigMismatchError(ZooError, ValueError):
     """A config that does not match the weights (missing/unexpected keys, shape mismatches) or the model class."""
+
+
+class PlannedCheckpointError(CheckpointUnavailableError):
+    """A checkpoint of the training queue (``status: planned`` in checkpoints.yaml) that has no weights yet."""

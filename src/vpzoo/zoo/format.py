@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from vpzoo.zoo.errors import CheckpointUnavailableError, ConfigMismatchError, CorruptCheckpointError
+from vpzoo.zoo.sharded import INDEX_NAME, is_index
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -365,6 +366,8 @@ def load_folder_or_file(
         path = path.parent  # the config.json of a zoo folder stands for the folder
     if path.is_dir():
         weights = path / WEIGHTS_NAME
+        if not weights.is_file() and (path / INDEX_NAME).is_file():
+            return _load_sharded_folder(path / INDEX_NAME, config_path, map_location, device, strict, sha256)
         if not weights.is_file():
             present = sorted(p.name for p in path.iterdir())[:10]
             raise CheckpointUnavailableError(
@@ -378,6 +381,8 @@ def load_folder_or_file(
         doc, state_dict = read_lightning_checkpoint(path, map_location=map_location)
         model = build_model(doc, state_dict, device=device, strict=strict, source=str(path))
         return model, {"weights": str(path), "sha256": sha256, "config": doc}
+    elif is_index(path):
+        return _load_sharded_folder(path, config_path, map_location, device, strict, sha256)
     elif path.suffix == ".safetensors":
         weights = path
         config_file = Path(config_path) if config_path is not None else None
@@ -409,6 +414,36 @@ def load_folder_or_file(
     state_dict = load_weights(weights, map_location)
     model = build_model(doc, state_dict, device=device, strict=strict, source=str(weights))
     return model, {"weights": str(weights), "sha256": digest, "config": doc}
+
+
+def _load_sharded_folder(
+    index: Path,
+    config_path: str | os.PathLike | None,
+    map_location: "str | torch.device",
+    device: "str | torch.device | None",
+    strict: bool,
+    sha256: str | None,
+) -> tuple["VideoPredictionModel", dict[str, Any]]:
+    """A sharded zoo folder (see :mod:`vpzoo.zoo.sharded`): ``sha256`` pins the index, the index every shard."""
+    from vpzoo.zoo.sharded import index_config, load_sharded, read_index
+
+    config_file = Path(config_path) if config_path is not None else index.parent / CONFIG_NAME
+    doc = read_config(config_file) if config_file.is_file() else index_config(read_index(index), str(index))
+    recorded = doc.get("weights_sha256") if doc is not None and config_file.is_file() else None
+    if sha256 is not None:
+        digest = verify_sha256(index, sha256, str(index))
+    elif recorded is not None:  # the folder's own record (config.json of save_pretrained) pins the index
+        digest = verify_sha256(index, recorded, f"{index} (sha256 recorded in {config_file})")
+    else:
+        digest = file_sha256(index)
+    if doc is None:
+        raise CheckpointUnavailableError(
+            f"{index}: no {CONFIG_NAME} (looked for {config_file}) and no vpzoo_config in the index metadata, so the "
+            "architecture is unknown"
+        )
+    state_dict = load_sharded(index, map_location)
+    model = build_model(doc, state_dict, device=device, strict=strict, source=str(index))
+    return model, {"weights": str(index), "sha256": digest, "config": doc}
 
 
 # ------------------------------------------------------------------------------------------------ saving
@@ -446,6 +481,7 @@ def save_pretrained(
     training: Mapping[str, Any] | None = None,
     repo_id: str | None = None,
     model_card: bool = True,
+    max_shard_bytes: int | None = None,
 ) -> Path:
     """Write ``config.json``, ``model.safetensors`` and a model card ``README.md`` into ``save_directory``.
 
@@ -461,6 +497,8 @@ def save_pretrained(
         training: provenance stored in ``config.json`` (e.g. by ``vpzoo export``).
         repo_id: Hub repository the folder is for (used in the card's usage snippet).
         model_card: write ``README.md``.
+        max_shard_bytes: write the weights as shards of at most this many bytes (``model-0000k-of-0000N.safetensors``
+            + ``model.safetensors.index.json``, see :mod:`vpzoo.zoo.sharded`) instead of one ``model.safetensors``.
 
     Returns:
         the folder.
@@ -481,24 +519,33 @@ def save_pretrained(
     card_info = dict(entry) if card is None else dict(card)
     if metrics is not None:
         card_info["metrics"] = check_metrics(list(metrics), "metrics")
-    weights = folder / WEIGHTS_NAME
     with _FolderLock(folder / ".vpzoo-save.lock"):  # concurrent saves into one folder: one at a time, never mixed
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{WEIGHTS_NAME}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            save_file(state_dict, tmp, metadata={"format": "pt", _METADATA_KEY: json.dumps(doc, sort_keys=True)})
-            digest = file_sha256(tmp)
-            os.replace(tmp, weights)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        if max_shard_bytes is not None:  # shards + index; the index records every shard's sha256
+            from vpzoo.zoo.sharded import save_sharded
+
+            (folder / WEIGHTS_NAME).unlink(missing_ok=True)
+            weights = save_sharded(state_dict, folder, config_doc=doc, max_shard_bytes=max_shard_bytes)
+            digest = file_sha256(weights)
+        else:
+            weights = folder / WEIGHTS_NAME
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{WEIGHTS_NAME}.", suffix=".tmp")
+            os.close(fd)
+            try:
+                save_file(state_dict, tmp, metadata={"format": "pt", _METADATA_KEY: json.dumps(doc, sort_keys=True)})
+                digest = file_sha256(tmp)
+                os.replace(tmp, weights)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
         # the digest cannot live in the header of the file it hashes: config.json records it, and loading checks it
+        # (for sharded weights it is the index's)
         atomic_write_text(folder / CONFIG_NAME,
                           json.dumps({**doc, "weights_sha256": digest}, indent=2, sort_keys=True) + "\n")
     written = [weights, folder / CONFIG_NAME]
     if model_card:
         text = render_model_card(
-            doc, card_info, repo_id=repo_id, weights_sha256=digest, weights_size=weights.stat().st_size
+            doc, card_info, repo_id=repo_id, weights_sha256=digest, weights_size=weights.stat().st_size,
+            weights_name=weights.name,
         )
         atomic_write_text(folder / CARD_NAME, text)
         written.append(folder / CARD_NAME)
@@ -578,6 +625,7 @@ def render_model_card(
     repo_id: str | None = None,
     weights_sha256: str | None = None,
     weights_size: int | None = None,
+    weights_name: str = WEIGHTS_NAME,
 ) -> str:
     """Markdown model card (with Hugging Face YAML front matter) for a config document and optional entry info."""
     import yaml
@@ -633,7 +681,9 @@ def render_model_card(
     files = [f"- `{CONFIG_NAME}`: model `{model}` and its init arguments (vpzoo_format {doc['vpzoo_format']})"]
     if weights_sha256:
         size = f", {weights_size:,} bytes" if weights_size is not None else ""
-        files.append(f"- `{WEIGHTS_NAME}`: {doc.get('dtype', 'float32')} weights, sha256 `{weights_sha256}`{size}")
+        files.append(f"- `{weights_name}`: {doc.get('dtype', 'float32')} weights, sha256 `{weights_sha256}`{size}"
+                     + (" (the shard index; it records the sha256 of every shard)" if weights_name != WEIGHTS_NAME
+                        else ""))
     lines += ["## Files", ""] + files + [""]
     if license_id:
         lines += ["## License", "", str(license_id), ""]

@@ -330,7 +330,17 @@ def download_checkpoint_files(
                   force_download=force_download, token=token)
     config = hub_file(ref.repo_id, CONFIG_NAME, revision=ref.revision, **kwargs)
     commit = _commit_of(config)
-    weights = hub_file(ref.repo_id, WEIGHTS_NAME, revision=commit or ref.revision, sha256=sha256, **kwargs)
+    try:
+        weights = hub_file(ref.repo_id, WEIGHTS_NAME, revision=commit or ref.revision, sha256=sha256, **kwargs)
+    except CheckpointUnavailableError as single_error:  # a sharded folder: the index, then every shard it names
+        from vpzoo.zoo.sharded import INDEX_NAME, read_index
+
+        try:
+            weights = hub_file(ref.repo_id, INDEX_NAME, revision=commit or ref.revision, sha256=sha256, **kwargs)
+        except CheckpointUnavailableError:
+            raise single_error from None
+        for name, digest in read_index(weights)["metadata"]["shard_sha256"].items():
+            hub_file(ref.repo_id, name, revision=commit or ref.revision, sha256=digest, **kwargs)
     return config, weights, commit
 
 

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import os
+import posixpath
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vpzoo.zoo.catalog import checkpoints_file, find_hub_entry, read_checkpoints, unknown_name_message, weights_file
-from vpzoo.zoo.errors import CheckpointUnavailableError, CorruptCheckpointError, UnknownCheckpointError
+from vpzoo.zoo.catalog import (
+    checkpoints_file,
+    find_hub_entry,
+    planned_message,
+    read_checkpoints,
+    read_planned,
+    unknown_name_message,
+    weights_file,
+)
+from vpzoo.zoo.errors import (
+    CheckpointUnavailableError,
+    CorruptCheckpointError,
+    PlannedCheckpointError,
+    UnknownCheckpointError,
+)
 from vpzoo.zoo.format import FORMAT_VERSION, WEIGHTS_NAME, build_model, load_folder_or_file, load_weights, verify_sha256
 from vpzoo.zoo.hub import HF_PREFIX, download_checkpoint_files, hub_file, parse_hub_ref
+from vpzoo.zoo.sharded import is_index, load_sharded
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -120,6 +135,9 @@ def load(
     if spec in entries:
         return _load_entry(entries[spec], read_to, target, strict, sha256, checkpoints, hub_kwargs)
 
+    planned = read_planned(checkpoints)
+    if spec in planned:
+        raise PlannedCheckpointError(planned_message(planned[spec], checkpoints))
     if path.suffix in _FILE_SUFFIXES or spec.startswith((".", "/", "~")) or spec.count("/") > 1:
         raise CheckpointUnavailableError(f"no such file or folder: {path}")
     raise UnknownCheckpointError(unknown_name_message(spec, entries, checkpoints))
@@ -162,7 +180,15 @@ def _load_entry(
         weights = hub_file(w["repo"], w["filename"], revision=w["revision"], sha256=w["sha256"], **hub_kwargs)
         revision = w["revision"]
     doc = {"vpzoo_format": FORMAT_VERSION, "model": entry["model"], "config": entry["config"], "dtype": w["dtype"]}
-    state_dict = load_weights(weights, read_to)
+    if is_index(weights):  # sharded weights: the entry's sha256 pins the index, the index every shard
+        fetch = None
+        if w["source"] == "hub":
+            def fetch(shard: str, digest: str) -> Path:
+                return hub_file(w["repo"], posixpath.join(posixpath.dirname(w["filename"]), shard),
+                                revision=w["revision"], sha256=digest, **hub_kwargs)
+        state_dict = load_sharded(weights, read_to, shard_file=fetch)
+    else:
+        state_dict = load_weights(weights, read_to)
     model = build_model(doc, state_dict, device=target, strict=strict, source=what)
     info = {"weights": str(weights), "sha256": w["sha256"], "config": doc, "source": entry["name"],
             "revision": revision, "name": entry["name"], "entry": entry}

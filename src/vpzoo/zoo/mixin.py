@@ -26,6 +26,7 @@ class PretrainedMixin:
         card: Mapping[str, Any] | None = None,
         repo_id: str | None = None,
         model_card: bool = True,
+        max_shard_bytes: int | None = None,
     ) -> Path:
         """Write ``config.json``, ``model.safetensors`` and a model card ``README.md`` (the Hub layout).
 
@@ -35,7 +36,7 @@ class PretrainedMixin:
         from vpzoo.zoo.format import save_pretrained
 
         return save_pretrained(self, save_directory, dtype=dtype, metrics=metrics, card=card, repo_id=repo_id,
-                               model_card=model_card)
+                               model_card=model_card, max_shard_bytes=max_shard_bytes)
 
     def push_to_hub(
         self,
