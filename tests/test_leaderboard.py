@@ -127,9 +127,12 @@ def test_bair_fvd_benchmark_on_real_format_files(tmp_path):
         bench = get_benchmark("bair_fvd")
         assert (bench.context_frames, bench.predicted_frames, bench.metrics) == (1, 15, ("fvd",))
         copies = run_benchmark(CopyLast(channels=3), bench, root=str(tmp_path / "bair"), batch_size=2,
-                               fvd_weights_path=str(tmp_path / "i3d.pt"))
+                               fvd_weights_path=str(tmp_path / "i3d.pt"), fvd_verify=False)
         noisy = run_benchmark(NoisyCopy(channels=3), bench, root=str(tmp_path / "bair"), batch_size=2,
-                              num_samples=2, fvd_weights_path=str(tmp_path / "i3d.pt"))
+                              num_samples=2, fvd_weights_path=str(tmp_path / "i3d.pt"), fvd_verify=False)
+        with pytest.raises(Exception, match="do not match the pinned git blob id"):  # the stand-in is not the pinned file
+            run_benchmark(CopyLast(channels=3), bench, root=str(tmp_path / "bair"), batch_size=2,
+                          fvd_weights_path=str(tmp_path / "i3d.pt"))
     assert copies.num_sequences == 3 and copies.values["model"]["fvd"] == pytest.approx(copies.values["copy_last"]["fvd"])
     report = noisy.details["model"]
     assert (report["n_real"], report["n_generated"], report["clip_length"]) == (3, 6, 16)

@@ -233,6 +233,7 @@ def run_benchmark(
     device: Optional[Union[str, torch.device]] = None,
     progress: Optional[Callable[[int, int], None]] = None,
     fvd_weights_path: Optional[str] = None,
+    fvd_verify: bool = True,
 ) -> BenchmarkResult:
     """Score ``model`` under ``benchmark`` beside ``copy_last`` on the benchmark's fixed test clips.
 
@@ -256,6 +257,8 @@ def run_benchmark(
         progress: called as ``progress(clips_done, clips_total)`` after every batch.
         fvd_weights_path: a local copy of the I3D TorchScript file for FVD benchmarks (default: the pinned file,
             resolved, downloaded and cached like a checkpoint; see :mod:`vpzoo.metrics.weights`).
+        fvd_verify: require that file to be the pinned one (its git blob id); ``False`` accepts another I3D file,
+            whose sha256 the report then records (numbers are not comparable with published FVDs).
     """
     from vpzoo.zoo import load as zoo_load
     from vpzoo.registry import create_model
@@ -296,7 +299,8 @@ def run_benchmark(
         from vpzoo.metrics.fvd import FrechetVideoDistance
 
         clip_length = bench.context_frames + bench.predicted_frames
-        fvd["model"] = FrechetVideoDistance(weights_path=fvd_weights_path, clip_length=clip_length).to(run_device)
+        fvd["model"] = FrechetVideoDistance(weights_path=fvd_weights_path, clip_length=clip_length,
+                                            verify=fvd_verify).to(run_device)
         extractor = fvd["model"].feature_extractor  # loaded (and verified) once, shared with the baseline's metric
         fvd["copy_last"] = FrechetVideoDistance(feature_extractor=extractor, clip_length=clip_length).to(run_device)
     c = bench.context_frames
