@@ -391,17 +391,17 @@ def _predict(args: list[str]) -> int:
         parser.error(f"--grid must end with .png, got {grid!r}")
     for flag, target in (("--out", opts.out), ("--grid", grid)):
         if Path(target).is_dir():
-            parser.error(f"{flag} {target} is a folder: give a file name")
+            raise ValueError(f"{flag} {target} is a folder: give a file name")
         existing = Path(target).resolve().parent  # missing folders are created: their nearest existing one counts
         while not existing.exists():
             existing = existing.parent
-        if not existing.is_dir():
-            parser.error(f"{flag} {target}: {existing} is a file, so no folder can be made there")
-        if not os.access(existing, os.W_OK):
-            parser.error(f"{flag} {target}: the folder {existing} is not writable")
-    if opts.input is not None and not Path(opts.input).is_file():
-        what = "is a folder, not a clip" if Path(opts.input).is_dir() else "does not exist"
-        parser.error(f"--input {opts.input} {what}: pass a clip file (.gif, .npy, .mp4, .avi, .mov, .mkv, .webm)")
+        if not existing.is_dir() or not os.access(existing, os.W_OK):
+            problem = "is a file, so no folder can be made there" if not existing.is_dir() else "is not writable"
+            raise ValueError(f"cannot use {flag} {target}: {existing} {problem}; check the path and its permissions")
+    if opts.input is not None:
+        from vpzoo.io import check_clip_path
+
+        check_clip_path(opts.input)
     if opts.device != "auto":
         try:
             import torch

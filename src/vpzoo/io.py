@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 __all__ = ["read_video", "write_video", "write_gif", "to_video_tensor", "to_uint8_frames", "VIDEO_SUFFIXES",
-           "SUPPORTED_FORMATS", "UnreadableClipError"]
+           "SUPPORTED_FORMATS", "UnreadableClipError", "check_clip_path"]
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".gif", ".npy")
 #: What :func:`read_video` reads, in words (for error messages).
@@ -25,6 +25,15 @@ SUPPORTED_FORMATS = ("animated .gif, .npy arrays (T, H, W) or (T, H, W, C) with 
 
 class UnreadableClipError(ValueError):
     """A file that is not a clip :func:`read_video` can decode (corrupt, truncated, or another format)."""
+
+
+def check_clip_path(path: str | os.PathLike) -> Path:
+    """``Path(path)`` if it names a file; else ``FileNotFoundError`` saying it is a folder or missing, and what to pass."""
+    path = Path(path)
+    if not path.is_file():
+        what = "is a folder, not a clip" if path.is_dir() else "does not exist"
+        raise FileNotFoundError(f"{path} {what}: pass a clip file ({SUPPORTED_FORMATS})")
+    return path
 
 
 def read_video(path: str | os.PathLike, grayscale: bool | None = None, max_frames: int | None = None) -> np.ndarray:
@@ -38,10 +47,7 @@ def read_video(path: str | os.PathLike, grayscale: bool | None = None, max_frame
             chroma is neutral everywhere), RGB otherwise.
         max_frames: stop after this many frames.
     """
-    path = Path(path)
-    if not path.is_file():
-        what = "is a folder, not a clip" if path.is_dir() else "does not exist"
-        raise FileNotFoundError(f"{path} {what}: pass a clip file ({SUPPORTED_FORMATS})")
+    path = check_clip_path(path)
     suffix = path.suffix.lower()
     try:
         if suffix == ".npy":

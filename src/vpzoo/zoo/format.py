@@ -729,7 +729,12 @@ def read_lightning_checkpoint(
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise CorruptCheckpointError(f"{path}: cannot read it as a Lightning checkpoint ({e})") from None
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if reason.strip("()").isdigit():  # torch's bare errno of an unreadable file, e.g. "(101)"
+            reason = "not a PyTorch checkpoint file"
+        raise CorruptCheckpointError(
+            f"{path}: cannot read it as a Lightning checkpoint ({reason}); expected a .ckpt written by `vpzoo fit`"
+        ) from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CorruptCheckpointError(f"{path}: not a Lightning checkpoint (no 'state_dict')")
     hparams = dict(ckpt.get("hyper_parameters") or {})
