@@ -237,7 +237,9 @@ def test_end_frame_errors(end_frame, error, match):
 @pytest.mark.parametrize("name", [n for n in list_models() if n != "p2p"])
 def test_every_other_model_rejects_end_frame(name):
     """The base class refuses keywords a model does not list in predict_options, naming the model."""
-    model = create_model(name)
+    from conftest import TINY_MODEL_KWARGS
+
+    model = create_model(name, **TINY_MODEL_KWARGS.get(name, {}))
     assert "end_frame" not in model.predict_options
     frames = torch.rand(model.n_past, model.channels, model.image_size, model.image_size)
     with pytest.raises(TypeError, match=f"{type(model).__name__}.predict got unexpected keyword.*end_frame"):
