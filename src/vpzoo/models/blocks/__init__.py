@@ -1,9 +1,9 @@
 """Building blocks shared by several vpzoo models: one operation in one place, split by kind.
 
 - :mod:`~vpzoo.models.blocks.codecs`: frame encoders/decoders with U-Net skips (DCGAN and VGG at 64/128 px; SVG,
-  DRNet, P2P) and DRNet's ResNet-18 pose encoder.
+  DRNet, P2P), DRNet's ResNet-18 pose encoder and the Improved VRNN's pre-activation ResBlock.
 - :mod:`~vpzoo.models.blocks.recurrent`: SVG's LSTM predictor and Gaussian LSTM; the convolutional LSTM cell of the
-  CDNA code (SV2P, SAVP).
+  CDNA code (SV2P, SAVP); the Improved VRNN's group-normalised ConvLSTM cell.
 - :mod:`~vpzoo.models.blocks.layers`: TensorFlow-compatible "SAME" convolutions and layer norm.
 - :mod:`~vpzoo.models.blocks.transforms`: the pixel-advection transformations of Finn et al. (2016): CDNA, DNA,
   STP, mask compositing (SV2P, SAVP).

@@ -11,7 +11,7 @@ from torch import Tensor, nn
 __all__ = [
     "Skips", "ImageConvTranspose2d", "concat_skip_conv", "FrameEncoder", "FrameDecoder", "DCGANEncoder64",
     "DCGANDecoder64", "VGGEncoder64", "VGGDecoder64", "build_frame_codec", "DCGANEncoder128", "DCGANDecoder128",
-    "VGGEncoder128", "VGGDecoder128", "ResNetBasicBlock", "ResNetPoseEncoder",
+    "VGGEncoder128", "VGGDecoder128", "ResNetBasicBlock", "ResNetPoseEncoder", "PreActResBlock",
 ]
 
 
@@ -376,3 +376,35 @@ class ResNetPoseEncoder(FrameEncoder):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Skips]:
         return self.head(self.stages(self.stem(x))).flatten(1), []
+
+
+class PreActResBlock(nn.Module):
+    """Pre-activation residual block with a scaled residual (the Improved VRNN's ``ResnetBlock``, after Mescheder
+    et al.'s GAN ResNets).
+
+    ``out = shortcut(x) + residual_scale · GN(conv(LReLU(GN(conv(LReLU(x))))))``: LeakyReLU(0.2) → conv 3×3
+    ``c_in → min(c_in, c_out)`` (bias) → ``GroupNorm(groups)`` → LeakyReLU(0.2) → conv 3×3 ``→ c_out`` (no bias)
+    → ``GroupNorm(groups)``; the shortcut is the identity, or a 1×1 conv without bias when ``c_in != c_out``.
+
+    Args:
+        c_in: input channels.
+        c_out: output channels.
+        groups: GroupNorm groups (4).
+        residual_scale: factor of the residual branch (0.1).
+    """
+
+    def __init__(self, c_in: int, c_out: int, groups: int = 4, residual_scale: float = 0.1) -> None:
+        super().__init__()
+        hidden = min(c_in, c_out)
+        self.residual_scale = residual_scale
+        self.conv1 = nn.Conv2d(c_in, hidden, 3, 1, 1)
+        self.norm1 = nn.GroupNorm(groups, hidden)
+        self.conv2 = nn.Conv2d(hidden, c_out, 3, 1, 1, bias=False)
+        self.norm2 = nn.GroupNorm(groups, c_out)
+        self.shortcut = nn.Conv2d(c_in, c_out, 1, bias=False) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``x (N, c_in, H, W)`` → ``(N, c_out, H, W)``."""
+        dx = self.norm1(self.conv1(F.leaky_relu(x, 0.2)))
+        dx = self.norm2(self.conv2(F.leaky_relu(dx, 0.2)))
+        return self.shortcut(x) + self.residual_scale * dx

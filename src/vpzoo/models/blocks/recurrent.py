@@ -1,5 +1,5 @@
-"""Recurrent cells: SVG's LSTM frame predictor and Gaussian LSTM, and the convolutional LSTM of the CDNA code
-(SV2P, SAVP)."""
+"""Recurrent cells: SVG's LSTM frame predictor and Gaussian LSTM, the convolutional LSTM of the CDNA code
+(SV2P, SAVP) and the group-normalised convolutional LSTM of the Improved VRNN."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["RecurrentMLP", "GaussianRecurrent", "NormFactory", "ConvLSTMCell"]
+__all__ = ["RecurrentMLP", "GaussianRecurrent", "NormFactory", "ConvLSTMCell", "NormConvLSTMCell"]
 
 
 class RecurrentMLP(nn.Module):
@@ -117,3 +117,59 @@ class ConvLSTMCell(nn.Module):
         h = torch.tanh(c) * torch.sigmoid(o)
         out = self.output_norm(h) if self.output_norm is not None else h
         return out, (c, h)
+
+
+class NormConvLSTMCell(nn.Module):
+    """Group-normalised convolutional LSTM cell of the Improved VRNN code (``layers.NormConvLSTMCell``).
+
+    Separate ``kernel_size`` convolutions (with bias) of the input and of the hidden state, each followed by
+    ``GroupNorm(groups, 4·hidden)``, are summed into the gates ``i, f, o, g`` (that channel order); the new cell
+    state is group-normalised before the output::
+
+        i, f, o, g = GN(conv_x(x)) + GN(conv_h(h))
+        c' = GN(σ(f)·c + σ(i)·tanh(g))        h' = σ(o)·tanh(c')
+
+    The state is ``(h, c)``, each ``(N, hidden, H, W)``; ``forward(x, state)`` returns ``(h', (h', c'))`` and a
+    ``None`` state is all zeros. The input half does not depend on the state: :meth:`input_gates` computes it for
+    a whole sequence in one call and :meth:`step` finishes one time step from it, which is what ``forward`` does.
+
+    Args:
+        in_channels: channels of ``x``.
+        hidden_channels: channels of ``h`` and ``c`` (a multiple of ``groups``).
+        kernel_size: odd kernel size of both gate convolutions (3).
+        groups: GroupNorm groups of the gates and of the cell state (16).
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int, kernel_size: int = 3, groups: int = 16) -> None:
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"NormConvLSTMCell needs an odd kernel_size, got {kernel_size}")
+        if hidden_channels % groups:
+            raise ValueError(f"NormConvLSTMCell: hidden_channels ({hidden_channels}) must be a multiple of groups "
+                             f"({groups})")
+        self.hidden_channels = hidden_channels
+        self.input_conv = nn.Conv2d(in_channels, 4 * hidden_channels, kernel_size, padding=kernel_size // 2)
+        self.input_norm = nn.GroupNorm(groups, 4 * hidden_channels)
+        self.hidden_conv = nn.Conv2d(hidden_channels, 4 * hidden_channels, kernel_size, padding=kernel_size // 2)
+        self.hidden_norm = nn.GroupNorm(groups, 4 * hidden_channels)
+        self.cell_norm = nn.GroupNorm(groups, hidden_channels)
+
+    def input_gates(self, x: Tensor) -> Tensor:
+        """``x (N, in, H, W)`` → the input's share of the gate pre-activations ``(N, 4·hidden, H, W)``."""
+        return self.input_norm(self.input_conv(x))
+
+    def step(self, gates_x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """One time step from :meth:`input_gates`' output and the state ``(h, c)`` → ``(h', (h', c'))``."""
+        h, c = state
+        i, f, o, g = (gates_x + self.hidden_norm(self.hidden_conv(h))).chunk(4, dim=1)
+        c = self.cell_norm(torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g))
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, (h, c)
+
+    def forward(
+        self, x: Tensor, state: tuple[Tensor, Tensor] | None = None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        if state is None:
+            zeros = x.new_zeros(x.shape[0], self.hidden_channels, *x.shape[2:])
+            state = (zeros, zeros)
+        return self.step(self.input_gates(x), state)
