@@ -89,6 +89,11 @@ def frame_embedding_channels(width: int) -> list[int]:
     return [width * m for m in _EMBED_WIDTHS]
 
 
+def _float32_or_wider(x: Tensor) -> Tensor:
+    """``x`` in float32, or in its own dtype when that is wider (float64 stays float64)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def _time_flat(module: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     """Apply a frame module to ``(B, T, C, H, W)`` by flattening ``(B, T)``."""
     y = module(x.flatten(0, 1))
@@ -144,7 +149,7 @@ class _GaussianLevel(nn.Module):
         """LSTM outputs ``(B, T, hidden, H, W)`` and upsampled higher-level samples → ``(μ, log σ²)`` in float32,
         each ``(B, T, z, H, W)``."""
         y = _time_flat(lambda v: self.head_norm(self.head(v)), torch.cat([*higher, h], dim=2) if higher else h)
-        mean, raw = y.float().chunk(2, dim=2)
+        mean, raw = _float32_or_wider(y).chunk(2, dim=2)
         return mean, F.softplus(raw).log()
 
 
@@ -387,13 +392,13 @@ class ImprovedVRNN(VideoPredictionModel):
         """
         self._check_batch(x)
         if noise is None:
-            noise = lambda kind, level, shape: torch.randn(shape, device=x.device)  # noqa: E731
+            noise = lambda kind, level, shape: torch.randn(shape, device=x.device, dtype=x.dtype)  # noqa: E731
         emb = self.embed(x)
         logits, dists, _ = self.unroll([e[:, self.n_past - 1 : -1] for e in emb], [e[:, self.n_past :] for e in emb],
                                        self.initial_states(emb), noise)
         with torch.autocast(x.device.type, enabled=False):
-            recon = torch.sigmoid(logits.float())
-            target = x[:, self.n_past :].float()
+            recon = torch.sigmoid(_float32_or_wider(logits))
+            target = _float32_or_wider(x[:, self.n_past :])
             kind = self.hparams.rec_loss
             if kind == "l1":
                 rec = F.l1_loss(recon, target, reduction="none")
@@ -409,7 +414,7 @@ class ImprovedVRNN(VideoPredictionModel):
     @staticmethod
     def _log_ratio(d: dict[str, Tensor]) -> Tensor:
         """``log q(z) − log p(z)`` per element at the posterior sample ``z`` (the code's Monte-Carlo KL)."""
-        z = d["z"].float()
+        z = _float32_or_wider(d["z"])
         log_q = -0.5 * (d["logvar_q"] + (z - d["mean_q"]) ** 2 / d["logvar_q"].exp())
         log_p = -0.5 * (d["logvar_p"] + (z - d["mean_p"]) ** 2 / d["logvar_p"].exp())
         return log_q - log_p
@@ -462,7 +467,7 @@ class ImprovedVRNN(VideoPredictionModel):
         procedure: str = "recurrent",
     ) -> Tensor:
         def noise(kind: str, level: int, shape: tuple[int, ...]) -> Tensor:
-            return torch.randn(shape, generator=generator, device=context.device)
+            return torch.randn(shape, generator=generator, device=context.device, dtype=context.dtype)
 
         emb = self.embed(context)  # once per clip, as the init nets below
         states = {k: [tuple(t.repeat_interleave(num_samples, dim=0) for t in state) for state in v]
@@ -487,7 +492,7 @@ class ImprovedVRNN(VideoPredictionModel):
         frames = []
         for t in range(n_future):
             logits, _, states = self.unroll(prev, None, states, noise)
-            frame = torch.sigmoid(logits.float())
+            frame = torch.sigmoid(_float32_or_wider(logits))
             frames.append(frame)
             if t + 1 < n_future:
                 prev = self.embed(frame.to(logits.dtype))
@@ -505,7 +510,7 @@ class ImprovedVRNN(VideoPredictionModel):
                 emb = self.embed(frames)
             observed = [e[:, n_ctx:t_ctx] for e in emb] if t_ctx > n_ctx else None
             logits, _, _ = self.unroll([e[:, n_ctx - 1 :] for e in emb], observed, states, noise)
-            frames = torch.cat([frames, torch.sigmoid(logits[:, -1:].float())], dim=1)
+            frames = torch.cat([frames, torch.sigmoid(_float32_or_wider(logits[:, -1:])).to(frames.dtype)], dim=1)
         return frames[:, t_ctx:]
 
 
