@@ -374,14 +374,21 @@ class ImprovedVRNN(VideoPredictionModel):
         if x.shape[1] <= self.n_past:
             raise ValueError(f"training clips need more than n_past={self.n_past} frames, got T={x.shape[1]}")
 
-    def current_beta(self) -> float:
-        """β of the current step: ``beta``, or its linear warm-up (``beta_warmup_steps``, per world size)."""
+    def beta_at(self, step: int, world_size: int = 1) -> float:
+        """β at (0-based) optimiser step ``step``: ``beta``, or with ``beta_warmup_steps > 0`` the code's linear
+        warm-up from 0 over ``beta_warmup_steps / world_size`` steps."""
         beta, warmup = self.hparams.beta, self.hparams.beta_warmup_steps
-        if warmup == 0 or self._trainer is None:
+        if warmup == 0:
             return beta
-        iters = warmup / self.trainer.world_size
-        step = self.trainer.global_step + 1  # the code counts batches from 1
-        return beta * step / iters if step < iters else beta
+        iters = warmup / world_size
+        count = step + 1  # the code counts batches from 1
+        return beta * count / iters if count < iters else beta
+
+    def current_beta(self) -> float:
+        """β of the current training step (:meth:`beta_at` of the trainer's step; ``beta`` outside training)."""
+        if self._trainer is None:
+            return self.hparams.beta
+        return self.beta_at(self.trainer.global_step, self.trainer.world_size)
 
     def forward_loss(self, x: Tensor, noise: NoiseSource | None = None, beta: float | None = None) -> dict[str, Tensor]:
         """Teacher-forced pass over clips ``x (B, T, C, H, W)``, ``T > n_past``: the first ``n_past`` frames are
