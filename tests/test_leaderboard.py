@@ -213,3 +213,57 @@ def test_cli_lists_benchmarks_and_measures_a_checkpoint(tmp_path, monkeypatch, c
     assert main(["benchmark", "smmnist_svg"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("tiny_lp"))
     assert f"{report[0]['values']['model']['ssim']:.4f}" in row and "vpzoo checkpoints.yaml" in row
+
+
+def test_bair_vrnn_benchmark_scores_ssim_lpips_and_fvd_on_real_format_files(tmp_path):
+    """bair_vrnn (the Improved VRNN's BAIR protocol): 2 context -> 28 predicted frames, best-of-N SSIM and LPIPS
+    (random-weight LPIPS network and I3D stand-ins: the real files cannot be downloaded here), FVD on the first sample
+    of each clip only; the published rows are shown beside the measured ones."""
+    import warnings
+
+    from vpzoo.data.bair import prepare_bair
+    from vpzoo.data.fixtures import write_bair_fixture
+    from vpzoo.metrics import lpips as lpips_distance
+    from vpzoo.metrics import set_default_lpips_network
+    from vpzoo.metrics.i3d import InceptionI3d, save_torchscript
+    from vpzoo.metrics.lpips import LPIPSAlex
+
+    truth = write_bair_fixture(tmp_path / "src", train_files=1, clips_per_file=2, test_clips=3)
+    (tmp_path / "bair").mkdir()
+    torch.manual_seed(0)
+    network = LPIPSAlex().eval()
+    for lin in network.lins:  # the real linear layers are non-negative (a distance); random ones are not
+        lin.weight.abs_()
+    set_default_lpips_network(network)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "has 3 clips": a partial test split, as intended here
+            prepare_bair(tmp_path / "bair", url=truth["tar"].as_uri(), progress=False)
+            save_torchscript(InceptionI3d(width_mult=0.125).eval(), tmp_path / "i3d.pt")
+            bench = get_benchmark("bair_vrnn")
+            assert (bench.context_frames, bench.predicted_frames, bench.num_samples) == (2, 28, 100)
+            assert bench.metrics == ("ssim", "lpips", "fvd") and bench.fvd_num_samples == 1
+            result = run_benchmark(NoisyCopy(channels=3), bench, root=str(tmp_path / "bair"), batch_size=3,
+                                   num_samples=3, fvd_weights_path=str(tmp_path / "i3d.pt"), fvd_verify=False)
+        # the runner's best-of-3 LPIPS equals a direct computation on the same samples (the first batch's seed 0)
+        from vpzoo.data.bair import BAIRDataModule
+
+        data = BAIRDataModule(root=str(tmp_path / "bair"), eval_seq_len=30, num_test=3, eval_batch_size=3,
+                              download=False)
+        data.setup("test")
+        clips = next(iter(data.test_dataloader()))
+        samples = NoisyCopy(channels=3).predict(clips[:, :2], 28, num_samples=3, seed=0)
+        per_sample = torch.stack([lpips_distance(samples[:, k], clips[:, 2:]) for k in range(3)], dim=1)  # (B, N, T)
+        expected = per_sample.mean(dim=2).min(dim=1).values.mean()
+        assert result.values["model"]["lpips"] == pytest.approx(expected.item(), rel=1e-4)
+    finally:
+        set_default_lpips_network(None)
+    assert result.num_sequences == 3 and len(result.per_frame["model"]["ssim"]) == 28
+    report = result.details["model"]
+    assert (report["n_real"], report["n_generated"], report["clip_length"]) == (3, 3, 30)  # one sample per clip
+    assert 0 < result.values["model"]["ssim"] < 1 and result.values["model"]["lpips"] >= 0
+    records = {r["metric"]: r for r in result.metric_records()}
+    assert records["fvd"]["num_samples"] == 1 and records["ssim"]["num_samples"] == 3
+    assert records["lpips"]["reduction"] == "best" and "reduction" not in records["fvd"]
+    text = format_report(bench, measured=[result])
+    assert "LPIPS" in text and "143.4" in text and "0.829" in text and "Hier-VRNN" in text

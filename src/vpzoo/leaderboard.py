@@ -29,6 +29,10 @@ Built-in benchmarks:
     clip, scored by DDPAE's per-frame MSE/BCE (summed over the pixels) and PSNR/SSIM (``standard`` protocol), on the
     standard ``mnist_test_seq.npy`` when ``root`` holds it, else on vpzoo's fixed generated set. Published: DDPAE's
     MSE 38.9 (via PhyDNet's Table 1).
+``bair_vrnn``
+    BAIR robot pushing (action-free), 2 context -> 28 predicted frames (models trained on 10), best SSIM and best
+    LPIPS of 100 samples per clip, and FVD on one sample per clip (Castrejon et al. 2019, the Improved VRNN's
+    BAIR table). Needs the BAIR data (``root``), the LPIPS and the I3D weights.
 ``kth_svg``
     KTH actions, 64x64 grey, SVG's person split, 10 context -> 30 predicted frames, best of 100 samples. Needs the
     KTH data (``root``); published rows from SRVP's table (reported, not verified; the SSIM data_range of those
@@ -64,9 +68,9 @@ __all__ = [
     "format_report",
 ]
 
-METRICS = ("psnr", "ssim", "mse_sum", "bce_sum")
+METRICS = ("psnr", "ssim", "mse_sum", "bce_sum", "lpips")
 """Per-frame metrics a benchmark can score (``mse_sum``/``bce_sum``: DDPAE's per-frame MSE/BCE, summed over the
-pixels)."""
+pixels; ``lpips``: LPIPS v0.1 AlexNet, lower is better, :mod:`vpzoo.metrics.lpips`)."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ class Benchmark:
             ``bce_sum`` are DDPAE's per-frame sums, lower is better) or ``("fvd",)``: the Fréchet Video Distance
             between the set of real clips and the set of generated clips, both ``context + predicted`` frames
             long (the conditioning frames included, the BAIR convention), all N samples of every clip pooled.
+        fvd_num_samples: samples per clip that go into FVD (the first ones; samples are i.i.d.); ``None``: all N.
     """
 
     name: str
@@ -125,6 +130,7 @@ class Benchmark:
     published: tuple[PublishedResult, ...] = ()
     notes: str = ""
     metrics: tuple[str, ...] = ("psnr", "ssim")
+    fvd_num_samples: Optional[int] = None
     reduction: str = field(default="best", init=False)
 
 
@@ -160,9 +166,10 @@ class BenchmarkResult:
         b = self.benchmark
         records = []
         for name in b.metrics:
+            fvd_samples = min(self.num_samples, b.fvd_num_samples or self.num_samples)
             record = {
                 "metric": name, "protocol": "fvd" if name == "fvd" else b.metric_protocol,
-                "num_samples": self.num_samples, "context_frames": b.context_frames,
+                "num_samples": fvd_samples if name == "fvd" else self.num_samples, "context_frames": b.context_frames,
                 "predicted_frames": b.predicted_frames, "num_sequences": self.num_sequences,
                 "test_set": f"{b.name}: {b.description}", "benchmark": b.name,
                 "value": round(self.values["model"][name], 6), "copy_last": round(self.values["copy_last"][name], 6),
@@ -323,6 +330,8 @@ def run_benchmark(
             scores["black"][name].update(black, target)
         for who, predicted in (("model", samples), ("copy_last", copies)):
             if who in fvd:  # whole clips: the context frames followed by the predicted ones
+                if bench.fvd_num_samples:
+                    predicted = predicted[:, : bench.fvd_num_samples]
                 fvd[who].update(clips, real=True)
                 ctx = context[:, None].expand(-1, predicted.shape[1], -1, -1, -1, -1)
                 fvd[who].update(torch.cat([ctx, predicted], dim=2), real=False)
@@ -378,7 +387,10 @@ def format_report(
     protocol = get_protocol(bench.metric_protocol)
     if "fvd" in bench.metrics:
         selection = (f"FVD between the real and the generated {bench.context_frames + bench.predicted_frames}-frame "
-                     f"clips (context included), {bench.num_samples} sample(s) per clip pooled")
+                     f"clips (context included), {bench.fvd_num_samples or bench.num_samples} sample(s) per clip "
+                     "pooled")
+        if set(bench.metrics) & set(METRICS):
+            selection = f"{bench.reduction} of N samples per clip (chosen per clip by each metric); " + selection
     elif bench.num_samples > 1:
         selection = f"{bench.reduction} of N samples per clip (chosen per clip by each metric)"
     else:
@@ -394,7 +406,8 @@ def format_report(
         lines.append(f"  note: {bench.notes}")
     header = f"  {'model':<28} {'N':>4} {'clips':>6} " + " ".join(f"{m.upper():>8}" for m in bench.metrics) + "  source"
     lines += [header, "  " + "-" * (len(header) - 2)]
-    formats = {"psnr": "{:8.2f}", "ssim": "{:8.4f}", "fvd": "{:8.1f}", "mse_sum": "{:8.1f}", "bce_sum": "{:8.1f}"}
+    formats = {"psnr": "{:8.2f}", "ssim": "{:8.4f}", "fvd": "{:8.1f}", "mse_sum": "{:8.1f}", "bce_sum": "{:8.1f}",
+               "lpips": "{:8.4f}"}
 
     def row(label: str, n: Any, clips: Any, values: Mapping[str, float], source: str) -> str:
         vals = " ".join(formats[m].format(values[m]) if m in values else f"{'-':>8}" for m in bench.metrics)
@@ -581,6 +594,27 @@ register_benchmark(Benchmark(
         PublishedResult("VideoGPT", {"fvd": 103.3}, "paperswithcode VideoGPT page (Cond 1, Pred 15)", verified=True),
     ),
     notes="the published numbers used TF-Hub's I3D; vpzoo uses its TorchScript port, whose SHA-256 is not pinned yet",
+))
+
+_VRNN_BAIR = ("Castrejon et al. 2019 (Improved VRNN), arXiv 1904.12165, BAIR table (as transcribed by "
+              "OpenCodePapers; SSIM/LPIPS mean over clips, best of 100)")
+
+register_benchmark(Benchmark(
+    name="bair_vrnn", dataset="bair",
+    description="BAIR robot pushing, action-free, 64x64, the 256-clip test split (Improved VRNN protocol)",
+    context_frames=2, predicted_frames=28, num_samples=100, metric_protocol="standard", num_test=256,
+    make_datamodule=_bair_fvd, metrics=("ssim", "lpips", "fvd"), fvd_num_samples=1,
+    published=(
+        PublishedResult("SVG-LP", {"fvd": 256.62, "ssim": 0.816, "lpips": 0.061}, _VRNN_BAIR, zoo_model="svg_lp"),
+        PublishedResult("SAVP", {"fvd": 143.43, "ssim": 0.795, "lpips": 0.062}, _VRNN_BAIR),
+        PublishedResult("VRNN 1L", {"fvd": 149.22, "ssim": 0.829, "lpips": 0.058}, _VRNN_BAIR, zoo_model="vrnn"),
+        PublishedResult("Hier-VRNN", {"fvd": 143.4, "ssim": 0.822, "lpips": 0.055}, _VRNN_BAIR,
+                        zoo_model="vrnn_hier"),
+    ),
+    notes="the paper computes FVD on one randomly chosen sample per clip and repeats the draw; vpzoo scores the "
+          "first sample of each clip once (samples are i.i.d.), with its TorchScript I3D port. The paper's SSIM and "
+          "LPIPS implementations were not recorded; vpzoo uses the 'standard' protocol (SSIM data_range 1) and "
+          "LPIPS v0.1 AlexNet. Which of the paper's tables the rows come from was not checked against the PDF",
 ))
 
 register_benchmark(Benchmark(
