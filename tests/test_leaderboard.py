@@ -267,3 +267,13 @@ def test_bair_vrnn_benchmark_scores_ssim_lpips_and_fvd_on_real_format_files(tmp_
     assert records["lpips"]["reduction"] == "best" and "reduction" not in records["fvd"]
     text = format_report(bench, measured=[result])
     assert "LPIPS" in text and "143.4" in text and "0.829" in text and "Hier-VRNN" in text
+
+
+def test_smmnist_vrnn_benchmark_gives_ten_context_frames():
+    """smmnist_vrnn: the fixed SM-MNIST test clips with the Improved VRNN's 10 context frames, 20 predicted."""
+    bench = get_benchmark("smmnist_vrnn")
+    assert (bench.context_frames, bench.predicted_frames, bench.num_samples, bench.published) == (10, 20, 100, ())
+    result = run_benchmark(CopyLast(n_past=10), bench, num_test=2, batch_size=2)
+    assert result.num_sequences == 2 and len(result.per_frame["model"]["ssim"]) == 20
+    assert result.values["model"] == pytest.approx(result.values["copy_last"])
+    assert default_benchmark("smmnist") == "smmnist_svg"
