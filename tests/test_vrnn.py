@@ -328,12 +328,13 @@ def _check_fit_outputs(root: Path) -> None:
 
 
 def test_fit_single_process(tmp_path, monkeypatch):
-    """`vpzoo fit` of the tiny config, in this process (the console script's own entry point, no import cost)."""
+    """`vpzoo fit` of the tiny config under bf16-mixed, in this process (the console script's own entry point,
+    without a second import of Lightning)."""
     from vpzoo.cli import main
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["vpzoo"])
-    assert main(["fit", "--config", str(ASSETS / "tiny_vrnn.yaml")]) == 0
+    assert main(["fit", "--config", str(ASSETS / "tiny_vrnn.yaml"), "--trainer.precision", "bf16-mixed"]) == 0
     _check_fit_outputs(tmp_path)
 
 
