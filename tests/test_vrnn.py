@@ -214,19 +214,31 @@ def test_overfits_one_batch():
 
 
 def test_activation_checkpointing_gives_the_same_gradients():
+    """In float64 (the checkpointed renderer computes the input convolutions per step instead of for all steps at
+    once, which only changes float32 rounding): the same loss and the same gradients, and the renderer's
+    activations are recomputed (the graph keeps fewer tensors outside the checkpointed regions)."""
     torch.manual_seed(0)
-    plain = tiny(VRNNHier)
-    checkpointed = tiny(VRNNHier, checkpoint_renderer=True)
+    plain = tiny(VRNNHier).double()
+    checkpointed = tiny(VRNNHier, checkpoint_renderer=True).double()
     checkpointed.load_state_dict(plain.state_dict())
-    x = torch.rand(2, 4, 1, 64, 64)
-    grads = []
+    x = torch.rand(2, 4, 1, 64, 64, dtype=torch.float64)
+    grads, losses, saved = [], [], []
     for model in (plain, checkpointed):
-        noise: list = []
         torch.manual_seed(1)
-        loss = model.forward_loss(x, noise=_recording_noise(noise))["loss"]
-        grads.append(torch.autograd.grad(loss, list(model.parameters())))
+        count = [0]
+
+        def pack(t, count=count):
+            count[0] += t.numel()
+            return t
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = model.forward_loss(x, noise=lambda kind, level, shape: torch.randn(shape, dtype=torch.float64))
+        losses.append(loss["loss"])
+        saved.append(count[0])
+        grads.append(torch.autograd.grad(loss["loss"], list(model.parameters())))
+    torch.testing.assert_close(losses[0], losses[1], rtol=1e-12, atol=0)
     for a, b in zip(*grads):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
+    assert saved[1] < 0.75 * saved[0], saved  # the tensors autograd keeps outside the checkpointed regions
 
 
 def test_bf16_mixed_forward_and_backward():

@@ -116,14 +116,20 @@ class _ContextInit(nn.Module):
 
 
 def _run_lstm(cell: NormConvLSTMCell, x: Tensor, state: State, use_checkpoint: bool = False) -> tuple[Tensor, State]:
-    """Run ``cell`` over ``x (B, T, C, H, W)`` from ``state`` → ``(h (B, T, hidden, H, W), last state)``."""
-    gates = _time_flat(cell.input_gates, x)
+    """Run ``cell`` over ``x (B, T, C, H, W)`` from ``state`` → ``(h (B, T, hidden, H, W), last state)``.
+
+    Without checkpointing the input half of the gates is computed for all steps in one call; with it, each step
+    (input and hidden halves) is one checkpointed region, so only ``x``, ``h`` and ``c`` are kept per step."""
     outputs = []
+    if use_checkpoint:
+        for t in range(x.shape[1]):
+            h, state = checkpoint(lambda xt, s: cell.step(cell.input_gates(xt), s), x[:, t], state,
+                                  use_reentrant=False)
+            outputs.append(h)
+        return torch.stack(outputs, dim=1), state
+    gates = _time_flat(cell.input_gates, x)
     for t in range(x.shape[1]):
-        if use_checkpoint:
-            h, state = checkpoint(cell.step, gates[:, t], state, use_reentrant=False)
-        else:
-            h, state = cell.step(gates[:, t], state)
+        h, state = cell.step(gates[:, t], state)
         outputs.append(h)
     return torch.stack(outputs, dim=1), state
 
