@@ -328,7 +328,7 @@ class ImprovedVRNN(VideoPredictionModel):
                 ones: the prior's and the renderer's inputs.
             emb_next: embeddings of the first ``S_obs <= S`` predicted frames, which are observed: their latents
                 come from the posterior (all ``S`` in training); the other steps' from the prior. ``None``: none.
-            states: the recurrent states, updated in place of a copy (see :meth:`initial_states`).
+            states: the recurrent states (see :meth:`initial_states`); not modified, the new ones are returned.
             noise: the standard-normal source of the samples.
 
         Returns:
