@@ -10,7 +10,10 @@ import torch
 #: Small constructor keywords for tests that build *every* registered model (e.g. the end_frame refusal in
 #: test_p2p.py): a model whose defaults are paper-size (tens of millions of parameters) registers a tiny
 #: configuration here, one line per model, so such tests stay fast. Models not listed are built with defaults.
-TINY_MODEL_KWARGS: dict[str, dict] = {}
+TINY_MODEL_KWARGS: dict[str, dict] = {
+    "videoflow": dict(image_size=16, n_levels=2, depth=2, coupling_width=8, latent_encoder_width=8,
+                      latent_encoder_depth=1),
+}
 
 # Keep the test suite's caches out of the user's home and repeatable.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -11,8 +11,9 @@ from vpzoo.models.encodedec import EncODEDec, EncODEDecDet
 from vpzoo.models.p2p import P2P
 from vpzoo.models.sv2p import SV2P
 from vpzoo.models.svg import SVG, SVGFP, SVGLP
+from vpzoo.models.videoflow import VideoFlow
 
 __all__ = [
     "VideoPredictionModel", "CopyLast", "DDPAE", "DRNet", "EncODEDec", "EncODEDecDet", "P2P", "SV2P", "SVG", "SVGLP",
-    "SVGFP",
+    "SVGFP", "VideoFlow",
 ]
