@@ -333,21 +333,89 @@ def test_configs_hold_the_published_hyperparameters():
     VideoFlow(**smmnist["model"]["init_args"])  # builds
 
 
+def test_save_pretrained_round_trip_keeps_the_init_and_the_samples(tmp_path):
+    model = VideoFlow(**tiny_kwargs(temperature=0.5))
+    model.initialize(torch.rand(4, 4, 3, 16, 16))
+    restored = VideoFlow.from_pretrained(model.save_pretrained(tmp_path / "tiny"))
+    assert restored.actnorms_initialized() and restored.hparams.temperature == 0.5
+    context = torch.rand(2, 3, 3, 16, 16)
+    torch.testing.assert_close(restored.predict(context, 2, num_samples=2, seed=4),
+                               model.predict(context, 2, num_samples=2, seed=4))
+    clip = torch.rand(1, 4, 3, 16, 16)
+    torch.testing.assert_close(restored.bits_per_dim(clip, seed=1), model.bits_per_dim(clip, seed=1))
+
+
 # ------------------------------------------------------------------------------------------------ vpzoo fit
 def test_fit_single_process_and_ddp(tmp_path):
-    from test_cli import last_value, read_metrics, run_vpzoo
+    """`vpzoo fit` of the tiny config plainly and under 2-process DDP on CPU (gloo), the two runs side by side: the
+    data-dependent init runs on the init batch (split over the processes), bits/dim and the sampled PSNR/SSIM are
+    logged, the unconditional top prior (never scored) does not break DDP, and the checkpoint keeps the init."""
+    import os
+    import subprocess
+
+    from test_cli import VPZOO, last_value, read_metrics
 
     config = str(ASSETS / "tiny_videoflow.yaml")
-    single, ddp = tmp_path / "single", tmp_path / "ddp"
-    single.mkdir(), ddp.mkdir()
-    proc = run_vpzoo(["fit", "--config", config], single)
-    assert "data-dependent ActNorm init on 4 training patches" in proc.stdout
-    rows = read_metrics(single / "logs")
-    assert math.isfinite(last_value(rows, "train/bits_per_dim")) and math.isfinite(last_value(rows, "val/bits_per_dim"))
-    assert 0 < last_value(rows, "val/ssim") <= 1
-    ckpt = next((single / "logs").rglob("*.ckpt"))
-    restored = VideoFlow.load_from_checkpoint(ckpt, map_location="cpu")
+    runs = {"single": [], "ddp": ["--trainer.strategy", "ddp", "--trainer.devices", "2"]}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    procs = {}
+    for name, extra in runs.items():
+        (tmp_path / name).mkdir()
+        procs[name] = subprocess.Popen([VPZOO, "fit", "--config", config, *extra], cwd=tmp_path / name, env=env,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out = {}
+    for name, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, f"{name} failed:\n{stdout[-3000:]}\n{stderr[-5000:]}"
+        out[name] = stdout + stderr
+    assert "data-dependent ActNorm init on 4 training patches" in out["single"]
+    assert "data-dependent ActNorm init on 4 training patches" in out["ddp"]  # 2 per process
+    assert "find_unused_parameters=True" in out["ddp"]
+    for name in runs:
+        rows = read_metrics(tmp_path / name / "logs")
+        assert math.isfinite(last_value(rows, "train/bits_per_dim")), name
+        assert math.isfinite(last_value(rows, "val/bits_per_dim")) and 0 < last_value(rows, "val/ssim") <= 1, name
+    restored = VideoFlow.load_from_checkpoint(next((tmp_path / "single" / "logs").rglob("*.ckpt")), map_location="cpu")
     assert restored.actnorms_initialized()
-    proc = run_vpzoo(["fit", "--config", config, "--trainer.strategy", "ddp", "--trainer.devices", "2"], ddp)
-    assert "find_unused_parameters=True" in proc.stdout + proc.stderr
-    assert math.isfinite(last_value(read_metrics(ddp / "logs"), "val/bits_per_dim"))
+
+
+# ------------------------------------------------------------------------------------------- vpzoo benchmark
+def test_bair_videoflow_benchmark_on_real_format_files(tmp_path):
+    """bair_videoflow on BAIR TFRecords in the real format (vpzoo's fixture) with a random-weight I3D file: bits/dim of
+    the 10 targets given 3 context frames equals the model's own bits_per_dim on the same clips and seed; best-of-N
+    PSNR/SSIM and FVD come with it; a model without a likelihood is refused."""
+    import warnings
+
+    from vpzoo.data.bair import BAIRDataModule, prepare_bair
+    from vpzoo.data.fixtures import write_bair_fixture
+    from vpzoo.leaderboard import format_report, get_benchmark, run_benchmark
+    from vpzoo.metrics.i3d import InceptionI3d, save_torchscript
+    from vpzoo.models.copy_last import CopyLast
+
+    truth = write_bair_fixture(tmp_path / "src", train_files=1, clips_per_file=2, test_clips=2)
+    (tmp_path / "bair").mkdir()
+    model = VideoFlow(**tiny_kwargs(image_size=64, n_levels=2, depth=1, coupling_width=4, latent_encoder_width=4))
+    bench = get_benchmark("bair_videoflow")
+    assert (bench.context_frames, bench.predicted_frames, bench.num_samples) == (3, 10, 100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a partial test split, as intended here
+        prepare_bair(tmp_path / "bair", url=truth["tar"].as_uri(), progress=False)
+        torch.manual_seed(0)
+        save_torchscript(InceptionI3d(width_mult=0.125).eval(), tmp_path / "i3d.pt")
+        result = run_benchmark(model, bench, root=str(tmp_path / "bair"), batch_size=2, num_samples=2, seed=5,
+                               fvd_weights_path=str(tmp_path / "i3d.pt"), fvd_verify=False)
+        with pytest.raises(ValueError, match="exact likelihood.*CopyLast has none"):
+            run_benchmark(CopyLast(channels=3), bench, root=str(tmp_path / "bair"), batch_size=2,
+                          fvd_weights_path=str(tmp_path / "i3d.pt"), fvd_verify=False)
+    data = BAIRDataModule(root=str(tmp_path / "bair"), eval_seq_len=13, num_test=256, eval_batch_size=2,
+                          download=False)
+    data.setup("test")
+    clips = next(iter(data.test_dataloader()))
+    expected = model.bits_per_dim(clips, n_past=3, seed=5).mean().item()
+    assert result.values["model"]["bits_per_dim"] == pytest.approx(expected, rel=1e-6)
+    assert {"psnr", "ssim", "fvd"} <= set(result.values["model"]) and "bits_per_dim" not in result.values["copy_last"]
+    records = {r["metric"]: r for r in result.metric_records()}
+    assert records["bits_per_dim"]["protocol"] == "bits_per_dim" and "copy_last" not in records["bits_per_dim"]
+    assert records["psnr"]["reduction"] == "best" and "reduction" not in records["bits_per_dim"]
+    text = format_report(bench, measured=[result])
+    assert "1.870" in text and "131.0" in text and "reported, unverified" in text
