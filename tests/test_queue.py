@@ -21,8 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 QUEUE = read_queue()
 DATA_CLASS = {"smmnist": "StochasticMovingMNISTDataModule", "mmnist_drnet": "StochasticMovingMNISTDataModule",
               "bair": "BAIRDataModule", "kth": "KTHDataModule", "mmnist": "MovingMNISTDataModule",
-              "mmnist1": "MovingMNISTDataModule", "bouncing_balls": "BouncingBallsDataModule",
-              "stochastic_shapes": "VideoFolderDataModule"}
+              "mmnist1": "MovingMNISTDataModule", "bouncing_balls": "BouncingBallsDataModule"}
 
 
 def _official(entry) -> bool:
