@@ -57,7 +57,12 @@ Deviations and options:
   bf16 under autocast, while the coupling transforms, the 1×1 convolutions (float32, W re-derived from LU every
   step), ActNorm, log-determinants and Gaussian log-densities stay float32.
 - **Random patches** are drawn with torch's global generator (seeded by ``seed_everything``); the init batch is the
-  first training batches (the t2t init batch is drawn from the training data too).
+  first training batches (the t2t init batch is drawn from the training data too). The data-dependent init pools
+  the ``B·T`` frames of the init patches for the flow's ActNorms (the flow is shared by every frame); the prior
+  networks' ActNorms see the conditioned frames' inputs.
+- **Likelihoods are single-draw estimates**: like t2t's evaluation, bits/dim use one draw of the dequantisation
+  noise (a stochastic estimate of the bound on the discrete likelihood), seeded in :meth:`VideoFlow.log_likelihood`,
+  :meth:`VideoFlow.bits_per_dim` and validation.
 """
 
 from __future__ import annotations
@@ -420,9 +425,14 @@ class VideoFlow(VideoPredictionModel):
             self.objective(self.random_patches(clips))
 
     def setup(self, stage: str) -> None:
-        if stage == "fit" and self.n_past >= self.num_cond_latents:
+        if stage != "fit":
+            return
+        if self.n_past >= self.num_cond_latents:
             self.allow_unused_parameters_under_ddp(
                 "only conditioned frames are scored, so the unconditional top prior gets no gradient")
+        elif self.hparams.num_train_frames <= self.num_cond_latents:
+            self.allow_unused_parameters_under_ddp(
+                "no training patch has num_cond_latents predecessors, so the latent priors get no gradient")
 
     def on_train_start(self) -> None:
         if self.actnorms_initialized():
