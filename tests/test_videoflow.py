@@ -328,7 +328,8 @@ def test_configs_hold_the_published_hyperparameters():
     assert bair["data"]["init_args"]["batch_size"] == 5
     shapes = VIDEOFLOW_PRESETS["shapes"]  # t2t next_frame_glow_shapes (no config: vpzoo has no shapes data yet)
     assert (shapes["n_past"], shapes["num_cond_latents"], shapes["num_train_frames"], shapes["coupling"],
-            shapes["latent_encoder_depth"], shapes["latent_skip"], shapes["lr"]) == (1, 1, 2, "additive", 10, False, 1e-4)
+            shapes["latent_encoder_depth"], shapes["latent_skip"], shapes["lr"]) == (1, 1, 2, "additive", 10, False,
+                                                                                1e-4)
     smmnist = yaml.safe_load((ROOT / "configs/videoflow/smmnist.yaml").read_text())
     VideoFlow(**smmnist["model"]["init_args"])  # builds
 

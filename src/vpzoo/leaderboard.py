@@ -70,11 +70,11 @@ __all__ = [
 ]
 
 METRICS = ("psnr", "ssim", "mse_sum", "bce_sum")
+"""Per-frame metrics a benchmark can score (``mse_sum``/``bce_sum``: DDPAE's per-frame MSE/BCE, summed over the
+pixels)."""
 LIKELIHOOD_METRICS = ("bits_per_dim",)
 """Per-clip likelihood metrics: ``bits_per_dim`` is ``model.bits_per_dim(clip, n_past=context_frames)`` (the
 predicted frames' bits per dimension given the context, for models with an exact likelihood), averaged over clips."""
-"""Per-frame metrics a benchmark can score (``mse_sum``/``bce_sum``: DDPAE's per-frame MSE/BCE, summed over the
-pixels)."""
 
 
 @dataclass(frozen=True)
@@ -117,8 +117,9 @@ class Benchmark:
         notes: caveats on comparability.
         metrics: per-frame metrics of :data:`METRICS` (e.g. ``("psnr", "ssim")``, best of N per clip; ``mse_sum`` and
             ``bce_sum`` are DDPAE's per-frame sums, lower is better), :data:`LIKELIHOOD_METRICS` or ``("fvd",)``:
-            the Fréchet Video Distance between the set of real clips and the set of generated clips, both ``context + predicted`` frames
-            long (the conditioning frames included, the BAIR convention), all N samples of every clip pooled.
+            the Fréchet Video Distance between the set of real clips and the set of generated clips, both
+            ``context + predicted`` frames long (the conditioning frames included, the BAIR convention), all N
+            samples of every clip pooled.
     """
 
     name: str

@@ -10,8 +10,8 @@ The model, as the official code builds it:
 - **Per-frame flow** (shared by every frame): dequantisation ``x - 0.5 + U(0, 1/256)`` with its constant
   ``-HWC·ln 256``; ``n_levels`` (L = 3) levels of squeeze → ``depth`` (K = 24) Glow steps (ActNorm with
   data-dependent init and log-scale factor 3, LU 1×1 convolution, affine or additive coupling whose network is the
-  edge-bias padded conv stack with a zero-initialised output conv, ReLU or the gated unit) → split (except at the top):
-  the second half of the channels is the level's latent ``z^(l)``, the first half goes on. The layers are in
+  edge-bias padded conv stack with a zero-initialised output conv, ReLU or the gated unit) → split (except at the
+  top): the second half of the channels is the level's latent ``z^(l)``, the first half goes on. The layers are in
   :mod:`vpzoo.models.blocks.flows`.
 - **Priors**. Unconditional (frames with fewer than ``num_cond_latents`` predecessors): a level's latent is
   ``N(μ, σ)`` with ``(μ, log σ)`` = a zero-init 3×3 conv of the kept half ``x1`` ("level prior"); the top latent's
@@ -377,7 +377,8 @@ class VideoFlow(VideoPredictionModel):
     def objective(self, clips: Tensor, n_past: Optional[int] = None, noise: Optional[Tensor] = None,
                   generator: Optional[torch.Generator] = None) -> Tensor:
         """Bits per dimension of each clip ``(B, T, C, H, W)``, ``(B,)``: ``-Σ_{t >= n_past} log p(x_t | x_<t) /
-        (ln 2 · C·H·W · (T - n_past))`` (t2t's "bits-per-pixel", normalised by H·W·C; only target frames count)."""
+        (ln 2 · C·H·W · (T - n_past))`` (t2t's "bits-per-pixel", normalised by H·W·C; only target frames
+        count)."""
         n_past = self.n_past if n_past is None else n_past
         if clips.ndim != 5 or clips.shape[2:] != (self.channels, self.image_size, self.image_size):
             raise ValueError(f"expected clips of shape (B, T, {self.channels}, {self.image_size}, {self.image_size}), "
