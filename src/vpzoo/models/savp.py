@@ -637,8 +637,9 @@ class SAVP(VideoPredictionModel):
             scheduler.step()
         logs["train/kl_weight"] = torch.tensor(self.kl_weight_at(step))
         logs["train/gt_prob"] = torch.tensor(scheduled_sampling_probability(step, self.hparams.scheduled_sampling_k))
+        loss = logs.pop("train/loss")
         self.log_dict(logs, prog_bar=False, batch_size=batch.shape[0])
-        self.log("train/loss", logs["train/loss"], prog_bar=True, batch_size=batch.shape[0])
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch.shape[0])
 
     def discriminator_parameters(self) -> list[nn.Parameter]:
         return [p for d in (self.discriminator, self.vae_discriminator) if d is not None for p in d.parameters()]
