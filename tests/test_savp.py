@@ -13,6 +13,7 @@ import torch.nn.functional as F
 import yaml
 
 from conftest import TINY_MODEL_KWARGS
+from vpzoo.models.base import VideoPredictionModel
 from vpzoo.models.savp import PRESETS, SAVP, SAVPGAN, SAVPVAE, SAVPDeterministic, scheduled_sampling_probability
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -310,14 +311,17 @@ def test_configs_parse_and_build(tmp_path, monkeypatch):
         assert config["data"]["init_args"]["batch_size"] == PRESETS[cls.model_name]["bair_2019"]["batch_size"]
 
 
-def test_fit_one_process_and_ddp(tmp_path):
-    """`vpzoo fit` of the tiny config, plainly and under 2-process DDP on CPU (gloo): manual optimisation with two
-    optimisers, global_step counts iterations, validation is logged, and the checkpoint loads."""
+def test_fit_one_process_and_ddp(tmp_path, monkeypatch):
+    """`vpzoo fit` of the tiny config, plainly (in this process, through the CLI's entry point) and under 2-process
+    DDP on CPU (gloo, the console script): manual optimisation with two optimisers, global_step counts iterations,
+    the KL anneal follows it, validation is logged, and the checkpoint loads."""
     from test_cli import last_value, read_metrics, run_vpzoo
+    from vpzoo.cli import main
 
     plain, ddp = tmp_path / "plain", tmp_path / "ddp"
     plain.mkdir(), ddp.mkdir()
-    run_vpzoo(["fit", "--config", str(ASSETS / "tiny_savp.yaml")], plain)
+    monkeypatch.chdir(plain)
+    main(["fit", "--config", str(ASSETS / "tiny_savp.yaml")])
     proc = run_vpzoo(["fit", "--config", str(ASSETS / "tiny_savp.yaml"), "--trainer.strategy", "ddp",
                       "--trainer.accelerator", "cpu", "--trainer.devices", "2"], ddp)
     assert "find_unused_parameters=True" in proc.stdout + proc.stderr
@@ -329,3 +333,66 @@ def test_fit_one_process_and_ddp(tmp_path):
         assert torch.load(ckpt, map_location="cpu", weights_only=False)["global_step"] == 3
         model = SAVP.load_from_checkpoint(ckpt, map_location="cpu")
         assert model.predict(torch.rand(2, 1, 32, 32), 2, num_samples=2).shape == (1, 2, 2, 1, 32, 32)
+
+
+# ------------------------------------------------------------------------------------------ benchmark
+class NoisyCopy(VideoPredictionModel):
+    """A cheap stochastic stand-in (the last context frame plus seeded noise) for the benchmark's plumbing."""
+
+    def __init__(self) -> None:
+        super().__init__(image_size=64, channels=3, n_past=2, n_future=1)
+
+    def sample_future(self, context, n_future, num_samples, generator):
+        last = context[:, -1][:, None, None].expand(-1, num_samples, n_future, -1, -1, -1)
+        return (last + 0.3 * torch.rand(last.shape, generator=generator)).clamp(0, 1)
+
+
+def test_bair_savp_benchmark_on_real_format_files(tmp_path):
+    """`vpzoo benchmark bair_savp`: BAIR TFRecords in the real format, 2 context -> 28 predicted frames, best of N
+    on PSNR/SSIM equal to a direct computation with vpzoo.metrics, and the FVD of the 30-frame clips (a random-weight
+    I3D as a local file: only the plumbing is checked here, the distance itself in tests/test_fvd.py)."""
+    import warnings
+
+    from vpzoo.data.bair import BAIRDataModule, prepare_bair
+    from vpzoo.data.fixtures import write_bair_fixture
+    from vpzoo.leaderboard import default_benchmark, format_report, get_benchmark, list_benchmarks, run_benchmark
+    from vpzoo.metrics import get_protocol
+    from vpzoo.metrics.i3d import InceptionI3d, save_torchscript
+    from vpzoo.metrics.protocols import frame_metrics
+    from vpzoo.models.copy_last import CopyLast
+
+    assert "bair_savp" in list_benchmarks() and default_benchmark("bair") == "bair_fvd"
+    bench = get_benchmark("bair_savp")
+    assert (bench.context_frames, bench.predicted_frames, bench.num_samples, bench.metrics) == (2, 28, 100,
+                                                                                               ("psnr", "ssim", "fvd"))
+    assert {p.model: p.values["fvd"] for p in bench.published} == {"SAVP": 152.0, "SV2P": 965.0}
+    with pytest.raises(ValueError, match="bair_savp needs the BAIR data"):
+        run_benchmark(CopyLast(channels=3), bench, num_test=1)
+    truth = write_bair_fixture(tmp_path / "src", train_files=1, clips_per_file=2, test_clips=3)
+    (tmp_path / "bair").mkdir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a partial test split, as intended here
+        prepare_bair(tmp_path / "bair", url=truth["tar"].as_uri(), progress=False)
+        torch.manual_seed(0)
+        save_torchscript(InceptionI3d(width_mult=0.125).eval(), tmp_path / "i3d.pt")
+        model = NoisyCopy()
+        result = run_benchmark(model, bench, root=str(tmp_path / "bair"), batch_size=3, num_samples=2, seed=4,
+                               fvd_weights_path=str(tmp_path / "i3d.pt"), fvd_verify=False)
+        data = BAIRDataModule(root=str(tmp_path / "bair"), eval_seq_len=30, num_test=256, eval_batch_size=3,
+                              download=False)
+        data.setup("test")
+        test = next(iter(data.test_dataloader()))
+    assert result.num_sequences == 3 and result.num_samples == 2 and test.shape == (3, 30, 3, 64, 64)
+    samples = model.predict(test[:, :2], 28, num_samples=2, seed=4)  # batch 0 uses seed + 0
+    target = test[:, None, 2:].expand(-1, 2, -1, -1, -1, -1)
+    direct = frame_metrics(samples.flatten(0, 1), target.flatten(0, 1), get_protocol("standard"))
+    for name in ("psnr", "ssim"):
+        per_sample = direct[name].view(3, 2, 28).mean(-1)  # (clips, samples)
+        best, mean = per_sample.max(dim=1).values.mean().item(), per_sample.mean().item()
+        assert result.values["model"][name] == pytest.approx(best, abs=1e-4)
+        assert result.values["model_mean"][name] == pytest.approx(mean, abs=1e-4) and best > mean
+        assert len(result.per_frame["model"][name]) == 28
+    report = result.details["model"]
+    assert (report["n_real"], report["n_generated"], report["clip_length"]) == (3, 6, 30)
+    assert result.values["model"]["fvd"] >= 0
+    assert "18.44" in format_report(bench) and "mean of N" in format_report(bench, measured=[result])
