@@ -132,7 +132,8 @@ def test_discriminator_first_then_generator_against_the_updated_one():
 
     def sgd(m: SAVP) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
         # plain SGD: Adam's first step is nearly sign(gradient), which would amplify rounding differences
-        return (torch.optim.SGD(m.generator_parameters(), lr=0.05), torch.optim.SGD(m.discriminator_parameters(), lr=0.5))
+        return (torch.optim.SGD(m.generator_parameters(), lr=0.05),
+                torch.optim.SGD(m.discriminator_parameters(), lr=0.5))
 
     opt_g, opt_d = sgd(model)
     torch.manual_seed(5)
@@ -280,7 +281,7 @@ def test_overfits_one_batch_on_the_vae_path():
     model = tiny(SAVPVAE, ngf=8, lr=3e-3, scheduled_sampling_k=None)
     (opt_g,), _ = model.configure_optimizers()
     x = clips(2, 6, seed=3)
-    losses = [model.training_iteration(x, opt_g, None, step=0)["train/l1"].item() for _ in range(40)]
+    losses = [model.training_iteration(x, opt_g, None, step=0)["train/l1"].item() for _ in range(25)]
     assert losses[-1] < 0.5 * losses[0], losses[::5]
 
 
@@ -291,19 +292,20 @@ def test_configs_parse_and_build(tmp_path, monkeypatch):
     from vpzoo.models import VideoPredictionModel
 
     monkeypatch.chdir(tmp_path)
-    expected = {"bair": (3, 2, 10, 16, "bair_2019", 7.35e6 + 2 * 5.144e6), "kth": (1, 10, 10, 16, "kth_2019", None),
-                "smmnist": (1, 5, 10, 16, "bair_2019", None)}
-    for name, (channels, n_past, n_future, batch, preset, total) in expected.items():
-        with torch.device("meta"):
-            cli = LightningCLI(VideoPredictionModel, L.LightningDataModule, subclass_mode_model=True,
-                               subclass_mode_data=True, run=False, args=["--config", str(CONFIGS / f"{name}.yaml")])
-        model, dm = cli.model, cli.datamodule
-        assert isinstance(model, SAVP) and model.hparams.preset == preset
-        assert (model.channels, model.n_past, model.n_future, dm.batch_size) == (channels, n_past, n_future, batch)
-        assert dm.seq_len == n_past + n_future
-        assert cli.trainer.max_steps == 300_000
-        if total:
-            assert abs(model.num_parameters() - total) / total < 0.02
+    # every config is also built through the training queue's recipe in tests/test_queue.py
+    with torch.device("meta"):
+        cli = LightningCLI(VideoPredictionModel, L.LightningDataModule, subclass_mode_model=True,
+                           subclass_mode_data=True, run=False, args=["--config", str(CONFIGS / "smmnist.yaml")])
+    model, dm = cli.model, cli.datamodule
+    assert isinstance(model, SAVP) and model.hparams.preset == "bair_2019" and cli.trainer.max_steps == 300_000
+    assert (model.channels, model.n_past, model.n_future, dm.batch_size, dm.seq_len) == (1, 5, 10, 16, 15)
+    expected = {"bair": (3, 2, 16, "bair_2019", 30), "kth": (1, 10, 16, "kth_2019", 40)}
+    for name, (channels, n_past, batch, preset, eval_len) in expected.items():
+        config = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
+        args, data = config["model"]["init_args"], config["data"]["init_args"]
+        assert config["model"]["class_path"] == "vpzoo.models.savp.SAVP" and config["trainer"]["max_steps"] == 300_000
+        assert (args["channels"], args["n_past"], args["n_future"], args["preset"]) == (channels, n_past, 10, preset)
+        assert (data["batch_size"], data["seq_len"], data["eval_seq_len"]) == (batch, n_past + 10, eval_len)
     for name in ("bair_vae", "bair_gan", "bair_det"):
         config = yaml.safe_load((CONFIGS / f"{name}.yaml").read_text())
         cls = {"vae": SAVPVAE, "gan": SAVPGAN, "det": SAVPDeterministic}[name.split("_")[1]]
@@ -376,23 +378,24 @@ def test_bair_savp_benchmark_on_real_format_files(tmp_path):
         torch.manual_seed(0)
         save_torchscript(InceptionI3d(width_mult=0.125).eval(), tmp_path / "i3d.pt")
         model = NoisyCopy()
-        result = run_benchmark(model, bench, root=str(tmp_path / "bair"), batch_size=3, num_samples=2, seed=4,
+        result = run_benchmark(model, bench, root=str(tmp_path / "bair"), batch_size=2, num_test=2, num_samples=2,
+                               seed=4,
                                fvd_weights_path=str(tmp_path / "i3d.pt"), fvd_verify=False)
-        data = BAIRDataModule(root=str(tmp_path / "bair"), eval_seq_len=30, num_test=256, eval_batch_size=3,
+        data = BAIRDataModule(root=str(tmp_path / "bair"), eval_seq_len=30, num_test=256, eval_batch_size=2,
                               download=False)
         data.setup("test")
         test = next(iter(data.test_dataloader()))
-    assert result.num_sequences == 3 and result.num_samples == 2 and test.shape == (3, 30, 3, 64, 64)
+    assert result.num_sequences == 2 and result.num_samples == 2 and test.shape == (2, 30, 3, 64, 64)
     samples = model.predict(test[:, :2], 28, num_samples=2, seed=4)  # batch 0 uses seed + 0
     target = test[:, None, 2:].expand(-1, 2, -1, -1, -1, -1)
-    direct = frame_metrics(samples.flatten(0, 1), target.flatten(0, 1), get_protocol("standard"))
+    direct = frame_metrics(samples.flatten(0, 1), target.flatten(0, 1), get_protocol("standard"))  # (4, 28)
     for name in ("psnr", "ssim"):
-        per_sample = direct[name].view(3, 2, 28).mean(-1)  # (clips, samples)
+        per_sample = direct[name].view(2, 2, 28).mean(-1)  # (clips, samples)
         best, mean = per_sample.max(dim=1).values.mean().item(), per_sample.mean().item()
         assert result.values["model"][name] == pytest.approx(best, abs=1e-4)
         assert result.values["model_mean"][name] == pytest.approx(mean, abs=1e-4) and best > mean
         assert len(result.per_frame["model"][name]) == 28
     report = result.details["model"]
-    assert (report["n_real"], report["n_generated"], report["clip_length"]) == (3, 6, 30)
+    assert (report["n_real"], report["n_generated"], report["clip_length"]) == (2, 4, 30)
     assert result.values["model"]["fvd"] >= 0
     assert "18.44" in format_report(bench) and "mean of N" in format_report(bench, measured=[result])

@@ -26,9 +26,9 @@ Built-in benchmarks:
     VideoGPT (verified).
 ``bair_savp``
     BAIR robot pushing (action-free), 2 context -> 28 predicted frames (the SAVP protocol), best of 100 samples per
-    clip on PSNR/SSIM (chosen per clip by each metric) and their mean over the 100 samples, and the FVD of all 30-frame clips (context included, all N
-    samples pooled). Needs the BAIR data (``root``) and the I3D weights. Published rows: SAVP and SV2P as re-measured
-    in SRVP's table (reported, not verified).
+    clip on PSNR/SSIM (chosen per clip by each metric) and their mean over the 100 samples, and the FVD of all
+    30-frame clips (context included, all N samples pooled). Needs the BAIR data (``root``) and the I3D weights.
+    Published rows: SAVP and SV2P as re-measured in SRVP's table (reported, not verified).
 ``mmnist_ddpae``
     Moving MNIST (2 digits, Srivastava's deterministic rule), 10 context -> 10 predicted frames, one prediction per
     clip, scored by DDPAE's per-frame MSE/BCE (summed over the pixels) and PSNR/SSIM (``standard`` protocol), on the
@@ -622,7 +622,7 @@ register_benchmark(Benchmark(
     ),
     notes="the SAVP paper reports curves only (best of 100 per clip, tf.image.ssim, PSNR with max value 1); SRVP's "
           "numbers are best of 100 and FVD +- 9 (SAVP) / 17 (SV2P) over its runs. vpzoo's FVD uses its TorchScript "
-          "I3D port on the 30-frame clips; the "mean of N" row averages the N samples of each clip",
+          "I3D port on the 30-frame clips; the 'mean of N' row averages the N samples of each clip",
 ))
 
 register_benchmark(Benchmark(

@@ -44,7 +44,9 @@ def truncated_normal_init(module: nn.Module, std: float = 0.02) -> None:
     (``tf.truncated_normal_initializer(stddev=0.02)``), biases 0. Normalisation layers keep gain 1 and bias 0."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Conv3d, nn.Linear)):
         parametrized = getattr(module, "parametrizations", None)  # spectral norm: initialise the raw weight
-        weight = parametrized.weight.original if parametrized is not None and "weight" in parametrized else module.weight
+        weight = module.weight
+        if parametrized is not None and "weight" in parametrized:
+            weight = parametrized.weight.original
         nn.init.trunc_normal_(weight, 0.0, std, -2 * std, 2 * std)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
