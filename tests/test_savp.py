@@ -90,6 +90,31 @@ def test_generator_paths_shapes():
     assert gen["logvar"].abs().max() <= 10
 
 
+def test_zoo_format_round_trip(tmp_path):
+    import vpzoo
+
+    model = tiny(SAVPGAN, preset="kth_2018")
+    model.save_pretrained(tmp_path / "exported")
+    loaded = vpzoo.load(str(tmp_path / "exported"))
+    assert type(loaded) is SAVPGAN and loaded.encoder is None and loaded.cfg == model.cfg
+    ctx = clips(1, 2)
+    torch.testing.assert_close(loaded.predict(ctx, 3, 2, seed=1), model.predict(ctx, 3, 2, seed=1), rtol=0, atol=0)
+
+
+def test_tf_bilinear_upsampling():
+    """The decoder's ×2 bilinear upsampling is TF's transposed convolution with the (1/4, 3/4, 3/4, 1/4) kernel:
+    ``F.interpolate`` inside, a zero neighbour at the border (edge pixels 3/4, corners 9/16 of the input)."""
+    from vpzoo.models.blocks import tf_bilinear_upsample2x
+
+    x = torch.rand(2, 3, 5, 6, dtype=torch.float64)
+    up = tf_bilinear_upsample2x(x)
+    ref = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    assert up.shape == (2, 3, 10, 12)
+    torch.testing.assert_close(up[..., 1:-1, 1:-1], ref[..., 1:-1, 1:-1])
+    torch.testing.assert_close(up[..., 0, 0], 0.5625 * x[..., 0, 0])
+    torch.testing.assert_close(up[..., 0, 1:-1], 0.75 * ref[..., 0, 1:-1])
+
+
 # ------------------------------------------------------------------------------------------ heads
 def test_cdna_kernels_normalised_masks_sum_to_one_and_identity_start():
     model = tiny()

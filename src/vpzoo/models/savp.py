@@ -1,4 +1,4 @@
-"""SAVP: Stochastic Adversarial Video Prediction, and its VAE-only, GAN-only and deterministic ablations.
+r"""SAVP: Stochastic Adversarial Video Prediction, and its VAE-only, GAN-only and deterministic ablations.
 
 Paper: Alex X. Lee, Richard Zhang, Frederik Ebert, Pieter Abbeel, Chelsea Finn and Sergey Levine, "Stochastic
 Adversarial Video Prediction", arXiv:1804.01523 (2018). Official code: https://github.com/alexlee-gk/video_prediction
@@ -46,18 +46,19 @@ Variants and released hyperparameters (``preset``; every weight can be overridde
 release (``*_2019``, default: the weights of the released checkpoints, retrained by the author in Dec 2018) and the
 2018 paper-era JSONs (``*_2018``) differ:
 
-====================  ===  =====  ====  =======  ==========  =====  ===========  ==============================
-preset                L1   KL     GAN   VAE-GAN  feat. dist  batch  lr, β1       frames scored / prior context
-====================  ===  =====  ====  =======  ==========  =====  ===========  ==============================
-savp bair_2019        100  1      0.1   0.1      10 (VAE)    16     2e-4, 0.5    all 1..T−1 / posterior z
-savp bair_2018        100  0.1    1     1        —           16     2e-4, 0.5    future only / prior z
-savp kth_2019 (nz 32) 100  0.01   0.1   0.1      10 (VAE)    16     2e-4, 0.5    all / posterior z
-savp kth_2018         100  0.001  1     1        —           16     2e-4, 0.5    future / prior z
-savp_gan *_2019       100  0      0.1   0        10 (GAN)    16     2e-4, 0.5    all / —, L1 on the posterior
-savp_gan *_2018       100  0      1     0        —           16     2e-4, 0.5    future / no encoder, L1 prior
-savp_vae bair / kth   1    1e-3 / 1e-5  0  0     —           32     1e-3, 0.9    as the era
-savp_det              1    — (nz = 0, no encoder, no D)      32     1e-3, 0.9    as the era
-====================  ===  =====  ====  =======  ==========  =====  ===========  ==============================
+========================  =====  =====  =====  =======  ==========  =====  =========  ==============================
+preset                    L1     KL     GAN    VAE-GAN  feat. dist  batch  lr, β1     frames scored / prior context
+========================  =====  =====  =====  =======  ==========  =====  =========  ==============================
+savp bair_2019            100    1      0.1    0.1      10 (VAE)    16     2e-4, 0.5  all 1..T−1 / posterior z
+savp bair_2018            100    0.1    1      1        —           16     2e-4, 0.5  future only / prior z
+savp kth_2019 (nz 32)     100    0.01   0.1    0.1      10 (VAE)    16     2e-4, 0.5  all / posterior z
+savp kth_2018 (nz 32)     100    0.001  1      1        —           16     2e-4, 0.5  future / prior z
+savp_gan \*_2019          100    0      0.1    0        10 (GAN)    16     2e-4, 0.5  all / posterior z, L1 posterior
+savp_gan \*_2018          100    0      1      0        —           16     2e-4, 0.5  future / no encoder, L1 prior
+savp_vae bair_\*          1      1e-3   0      0        —           32     1e-3, 0.9  as the era
+savp_vae kth_\*           1      1e-5   0      0        —           32     1e-3, 0.9  as the era
+savp_det \* (nz 0)        1      —      0      0        —           32     1e-3, 0.9  as the era, no latent
+========================  =====  =====  =====  =======  ==========  =====  =========  ==============================
 
 "frames scored": the 2019 code computes every loss and feeds the discriminators on all predicted frames 1…T−1
 (the predictions of the context frames included); the paper-era code only on the future frames. "prior
