@@ -9,7 +9,7 @@
   STP, mask compositing (SV2P, SAVP).
 - :mod:`~vpzoo.models.blocks.distributions`: the diagonal-Gaussian KL.
 - :mod:`~vpzoo.models.blocks.init`: the weight initialisations of the official codes.
-- :mod:`~vpzoo.models.blocks.discriminators`: DRNet's scene discriminator.
+- :mod:`~vpzoo.models.blocks.discriminators`: DRNet's scene discriminator, SAVP's video discriminator.
 
 Every block works on frames ``(N, C, H, W)``; callers flatten ``(B, T)`` into ``N`` so that all frames of a clip go
 through the convolutions in one batched call. Every public name is re-exported here, so
