@@ -9,7 +9,7 @@
   STP, mask compositing (SV2P, SAVP).
 - :mod:`~vpzoo.models.blocks.distributions`: the diagonal-Gaussian KL.
 - :mod:`~vpzoo.models.blocks.init`: the weight initialisations of the official codes.
-- :mod:`~vpzoo.models.blocks.discriminators`: DRNet's scene discriminator.
+- :mod:`~vpzoo.models.blocks.discriminators`: DRNet's scene discriminator, SAVP's video discriminator.
 - :mod:`~vpzoo.models.blocks.flows`: Glow's invertible layers as tensor2tensor builds them (VideoFlow): ActNorm,
   the LU 1×1 convolution, couplings with edge-bias conv stacks, squeeze, dequantisation.
 
