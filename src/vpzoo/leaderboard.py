@@ -522,8 +522,8 @@ def _bair_fvd(seq_len: int, num_test: int, batch_size: int, root: Optional[str])
     from vpzoo.data.bair import BAIRDataModule
 
     if root is None:
-        raise ValueError("bair_fvd needs the BAIR data: pass root= (vpzoo benchmark --root DIR), "
-                         "see `vpzoo data prepare bair`")
+        raise ValueError("the BAIR benchmarks (bair_fvd, bair_savp, bair_videoflow, ...) need the BAIR data: pass "
+                         "root= (vpzoo benchmark --root DIR), see `vpzoo data prepare bair`")
     return BAIRDataModule(root=root, eval_seq_len=seq_len, num_test=num_test, eval_batch_size=batch_size,
                           download=False)
 
