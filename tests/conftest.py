@@ -11,6 +11,10 @@ import torch
 #: test_p2p.py): a model whose defaults are paper-size (tens of millions of parameters) registers a tiny
 #: configuration here, one line per model, so such tests stay fast. Models not listed are built with defaults.
 TINY_MODEL_KWARGS: dict[str, dict] = {
+    **{name: dict(image_size=32, channels=1, n_past=2, n_future=4, nz=0 if name == "savp_det" else 2, ngf=4, nef=4,
+                  ndf=2, clip_length=4) for name in ("savp", "savp_vae", "savp_gan", "savp_det")},
+    "videoflow": dict(image_size=16, n_levels=2, depth=2, coupling_width=8, latent_encoder_width=8,
+                      latent_encoder_depth=1),
     "vrnn": {"width": 16, "n_past": 2, "n_future": 2},
     "vrnn_hier": {"width": 16, "n_past": 2, "n_future": 2},
 }

@@ -290,3 +290,22 @@ def test_max_minutes_stops_training_by_max_time_and_still_exports(registry, tmp_
                  "--checkpoints", str(registry), "--accelerator", "cpu"]) == 1
     assert "--max-minutes 1.1 leaves" in capsys.readouterr().err
     assert "--max-minutes 1.1 leaves" in (tmp_path / "out2" / "train.log").read_text(), "errors reach the log"
+
+
+@pytest.mark.parametrize("metric, good, bad", [("mse_sum", 90.0, 130.0), ("bits_per_dim", 2.0, 3.0),
+                                               ("fvd", 100.0, 300.0), ("ssim", 0.8, 0.6), ("psnr", 20.0, 10.0)])
+def test_ship_bar_compares_each_metric_the_right_way(metric, good, bad):
+    """Summed MSE, bits/dim and FVD are costs (lower beats the baseline), PSNR/SSIM scores (higher does)."""
+    from vpzoo.zoo.catalog import ReplacementRefusedError, check_ship_bar, metric_lower_is_better
+
+    lower = metric_lower_is_better(metric)
+    baseline = 120.0 if metric == "mse_sum" else 2.5 if metric == "bits_per_dim" else 200.0 if metric == "fvd" \
+        else 0.7 if metric == "ssim" else 15.0
+    entry = {"name": "x", "queue": {"ship_bar": {"benchmark": "b", "metric": metric, "must_beat": ["copy_last"]}}}
+    record = lambda v: [{"metric": metric, "benchmark": "b", "value": v, "copy_last": baseline}]  # noqa: E731
+    assert lower == (metric in ("mse_sum", "bits_per_dim", "fvd"))
+    check_ship_bar(entry, record(good))
+    with pytest.raises(ReplacementRefusedError, match="does not beat copy_last"):
+        check_ship_bar(entry, record(bad))
+    with pytest.raises(ValueError, match="unknown ship-bar metric"):
+        metric_lower_is_better("accuracy")

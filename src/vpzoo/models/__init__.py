@@ -9,11 +9,13 @@ from vpzoo.models.ddpae import DDPAE
 from vpzoo.models.drnet import DRNet
 from vpzoo.models.encodedec import EncODEDec, EncODEDecDet
 from vpzoo.models.p2p import P2P
+from vpzoo.models.savp import SAVP, SAVPDeterministic, SAVPGAN, SAVPVAE
 from vpzoo.models.sv2p import SV2P
 from vpzoo.models.svg import SVG, SVGFP, SVGLP
+from vpzoo.models.videoflow import VideoFlow
 from vpzoo.models.vrnn import VRNN, ImprovedVRNN, VRNNHier
 
 __all__ = [
     "VideoPredictionModel", "CopyLast", "DDPAE", "DRNet", "EncODEDec", "EncODEDecDet", "P2P", "SV2P", "SVG", "SVGLP",
-    "SVGFP", "ImprovedVRNN", "VRNN", "VRNNHier",
+    "SVGFP", "SAVP", "SAVPVAE", "SAVPGAN", "SAVPDeterministic", "VideoFlow", "ImprovedVRNN", "VRNN", "VRNNHier",
 ]

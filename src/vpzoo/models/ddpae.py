@@ -84,6 +84,7 @@ path's frames agree to 7e-15, Pyro's ``Trace_ELBO`` loss and vpzoo's ``kl="monte
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, Literal, Optional
 
@@ -113,6 +114,7 @@ __all__ = [
     "ddpae_frame_errors",
     "velocity_metrics",
     "bouncing_balls_velocity",
+    "component_separation",
 ]
 
 POSE_SIZE = 3
@@ -683,3 +685,35 @@ def bouncing_balls_velocity(model: DDPAE, batches: Any, max_clips: Optional[int]
         "num_matched": int(scores["num_matched"]), "num_clips": seen,
     }
 
+
+
+def component_separation(components: Tensor, objects: Tensor) -> Tensor:
+    """How cleanly DDPAE's components separate a clip's objects: per clip, in ``[0, 1]``.
+
+    For every component ``k`` and object ``o`` the component's intensity is summed over the pixels that object
+    ``o`` covers alone (no other object there), ``m[k, o]``. The score of a clip is, for the best one-to-one
+    assignment of components to objects, the mean over components of ``m[k, σ(k)] / Σ_o m[k, o]``: 1 when each
+    component draws only its own object, ``1/K`` when every component draws all objects alike. Components that
+    draw nothing on any object-only pixel count 0.
+
+    Args:
+        components: ``(B, T, K, C, H, W)``, e.g. ``model.infer(context, n_future)["components"]``.
+        objects: ``(B, T, K, C, H, W)``, each object rendered alone (the same ``K`` as components).
+
+    Returns:
+        ``(B,)`` scores.
+    """
+    if components.ndim != 6 or components.shape != objects.shape:
+        raise ValueError(f"components and objects must be equal (B, T, K, C, H, W) shapes, got "
+                         f"{tuple(components.shape)} and {tuple(objects.shape)}")
+    k = components.shape[2]
+    if k > 8:
+        raise ValueError(f"the best assignment is searched exhaustively: at most 8 components, got {k}")
+    covered = objects > 0
+    alone = covered & (covered.sum(dim=2, keepdim=True) == 1)  # (B, T, K, C, H, W)
+    mass = torch.einsum("btkchw,btochw->bko", components.double(), alone.double())  # (B, K, K)
+    share = mass / mass.sum(dim=2, keepdim=True).clamp_min(1e-12)
+    best = torch.full((components.shape[0],), -1.0, dtype=torch.float64, device=components.device)
+    for perm in itertools.permutations(range(k)):
+        best = torch.maximum(best, share[:, torch.arange(k), list(perm)].mean(dim=1))
+    return best

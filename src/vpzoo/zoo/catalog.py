@@ -684,7 +684,22 @@ def dump_entry(entry: Mapping[str, Any]) -> str:
 #: Bytes of packaged weights (``source: file`` entries) the registry may hold: the repository's tracked tree must stay
 #: under 60 MiB because every GPU job carries it (README: "Where the weights live").
 PACKAGED_WEIGHTS_BUDGET = 50 * 2**20
-_LOWER_IS_BETTER = ("fvd", "lpips", "mse")
+#: Ship-bar metrics that are not per-frame metrics of :mod:`vpzoo.metrics.aggregation` (whose registry says which
+#: way each of those goes): distances and likelihood costs, lower is better.
+_LOWER_IS_BETTER = ("fvd", "mse", "bits_per_dim")
+
+
+def metric_lower_is_better(metric: str) -> bool:
+    """Which way a ship-bar metric goes: the per-frame metric registry decides for the metrics it holds (PSNR/SSIM
+    higher, LPIPS/``mse_sum``/``bce_sum`` lower), :data:`_LOWER_IS_BETTER` for the rest; an unknown name is an error."""
+    from vpzoo.metrics.aggregation import _FRAME_METRICS
+
+    if metric in _FRAME_METRICS:
+        return not _FRAME_METRICS[metric].higher_is_better
+    if metric in _LOWER_IS_BETTER:
+        return True
+    raise ValueError(f"unknown ship-bar metric {metric!r}: expected one of "
+                     f"{sorted(set(_FRAME_METRICS) | set(_LOWER_IS_BETTER))}")
 
 
 class ReplacementRefusedError(ValueError):
@@ -696,7 +711,8 @@ def check_ship_bar(old: Mapping[str, Any], metrics: list[Mapping[str, Any]]) -> 
 
     ``must_beat`` items: ``shipped`` (the value recorded for the entry's current weights, measured under the same
     protocol, clips and samples), ``copy_last`` / ``black`` (the baselines the benchmark measured on the same clips,
-    recorded in the new metric record) or a number. Strictly better is required (lower for FVD/LPIPS/MSE).
+    recorded in the new metric record) or a number. Strictly better is required (lower for FVD, LPIPS, summed MSE/BCE and bits/dim:
+    :func:`metric_lower_is_better`).
 
     Raises:
         ReplacementRefusedError: naming every bar that was not beaten or could not be compared.
@@ -713,7 +729,7 @@ def check_ship_bar(old: Mapping[str, Any], metrics: list[Mapping[str, Any]]) -> 
             f"{name!r}: the new metrics hold no {metric} measured by benchmark {bench!r} (its ship bar); measure "
             f"them with `vpzoo benchmark {bench} --checkpoint DIR --json DIR/benchmark.json`")
     new = found[0]
-    lower = metric in _LOWER_IS_BETTER
+    lower = metric_lower_is_better(metric)
     better = (lambda a, b: a < b) if lower else (lambda a, b: a > b)
     problems, passed = [], []
     for target in bar["must_beat"]:

@@ -9,7 +9,9 @@
   STP, mask compositing (SV2P, SAVP).
 - :mod:`~vpzoo.models.blocks.distributions`: the diagonal-Gaussian KL.
 - :mod:`~vpzoo.models.blocks.init`: the weight initialisations of the official codes.
-- :mod:`~vpzoo.models.blocks.discriminators`: DRNet's scene discriminator.
+- :mod:`~vpzoo.models.blocks.discriminators`: DRNet's scene discriminator, SAVP's video discriminator.
+- :mod:`~vpzoo.models.blocks.flows`: Glow's invertible layers as tensor2tensor builds them (VideoFlow): ActNorm,
+  the LU 1×1 convolution, couplings with edge-bias conv stacks, squeeze, dequantisation.
 
 Every block works on frames ``(N, C, H, W)``; callers flatten ``(B, T)`` into ``N`` so that all frames of a clip go
 through the convolutions in one batched call. Every public name is re-exported here, so
@@ -25,8 +27,10 @@ from vpzoo.models.blocks.layers import *  # noqa: F401,F403
 from vpzoo.models.blocks.transforms import *  # noqa: F401,F403
 from vpzoo.models.blocks.init import *  # noqa: F401,F403
 from vpzoo.models.blocks.discriminators import *  # noqa: F401,F403
+from vpzoo.models.blocks.flows import *  # noqa: F401,F403
 
 from vpzoo.models.blocks import codecs, recurrent, distributions, layers, transforms, init, discriminators  # noqa: E402
+from vpzoo.models.blocks import flows  # noqa: E402
 
 __all__ = [
     *codecs.__all__,
@@ -36,4 +40,5 @@ __all__ = [
     *transforms.__all__,
     *init.__all__,
     *discriminators.__all__,
+    *flows.__all__,
 ]

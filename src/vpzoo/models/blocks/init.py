@@ -7,7 +7,7 @@ from torch import nn
 from vpzoo.models.blocks.transforms import STP
 
 
-__all__ = ["denton_init", "slim_init"]
+__all__ = ["denton_init", "slim_init", "truncated_normal_init"]
 
 
 def denton_init(module: nn.Module) -> None:
@@ -37,3 +37,16 @@ def slim_init(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
     elif isinstance(module, STP):
         module.reset_heads()
+
+
+def truncated_normal_init(module: nn.Module, std: float = 0.02) -> None:
+    """A. Lee's SAVP init, applied with ``model.apply``: conv/linear weights ~ N(0, std²) truncated at ±2 std
+    (``tf.truncated_normal_initializer(stddev=0.02)``), biases 0. Normalisation layers keep gain 1 and bias 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Conv3d, nn.Linear)):
+        parametrized = getattr(module, "parametrizations", None)  # spectral norm: initialise the raw weight
+        weight = module.weight
+        if parametrized is not None and "weight" in parametrized:
+            weight = parametrized.weight.original
+        nn.init.trunc_normal_(weight, 0.0, std, -2 * std, 2 * std)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["tf_same_padding", "Conv2dSame", "ConvTranspose2dSame", "LayerNorm2d"]
+__all__ = ["tf_same_padding", "Conv2dSame", "ConvTranspose2dSame", "LayerNorm2d", "tf_bilinear_upsample2x"]
 
 
 def tf_same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -61,3 +62,18 @@ class LayerNorm2d(nn.GroupNorm):
 
     def __init__(self, channels: int, eps: float = 1e-12) -> None:
         super().__init__(1, channels, eps=eps)
+
+
+def tf_bilinear_upsample2x(x: Tensor) -> Tensor:
+    """×2 bilinear upsampling of ``x (N, C, H, W)`` as A. Lee's ``upsample2d`` does it in TensorFlow.
+
+    A depthwise transposed convolution with the 4×4 bilinear kernel ``outer(w, w)``, ``w = (1/4, 3/4, 3/4, 1/4)``,
+    and TF ``"SAME"`` cropping: interior pixels equal ``F.interpolate(..., mode="bilinear",
+    align_corners=False)``; at the border the missing neighbour counts as zero (the edge row is ``3/4`` of the
+    input), where ``F.interpolate`` would clamp.
+    """
+    n, c, h, w = x.shape
+    taps = torch.tensor([0.25, 0.75, 0.75, 0.25], dtype=x.dtype, device=x.device)
+    kernel = (taps[:, None] * taps[None, :]).expand(c, 1, 4, 4)
+    y = F.conv_transpose2d(x, kernel, stride=2, groups=c)  # (N, C, 2H + 2, 2W + 2)
+    return y[..., 1 : 1 + 2 * h, 1 : 1 + 2 * w]
