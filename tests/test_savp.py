@@ -393,7 +393,7 @@ def test_bair_savp_benchmark_on_real_format_files(tmp_path):
     assert (bench.context_frames, bench.predicted_frames, bench.num_samples, bench.metrics) == (2, 28, 100,
                                                                                                ("psnr", "ssim", "fvd"))
     assert {p.model: p.values["fvd"] for p in bench.published} == {"SAVP": 152.0, "SV2P": 965.0}
-    with pytest.raises(ValueError, match="bair_savp needs the BAIR data"):
+    with pytest.raises(ValueError, match="BAIR benchmarks .*need the BAIR data"):
         run_benchmark(CopyLast(channels=3), bench, num_test=1)
     truth = write_bair_fixture(tmp_path / "src", train_files=1, clips_per_file=2, test_clips=3)
     (tmp_path / "bair").mkdir()

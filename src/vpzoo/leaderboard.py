@@ -544,7 +544,7 @@ register_benchmark(Benchmark(
           "copy_last says little here, compare with the black frame too and check content swaps",
 ))
 
-def _bair_fvd(seq_len: int, num_test: int, batch_size: int, root: Optional[str]) -> Any:
+def _bair_test_clips(seq_len: int, num_test: int, batch_size: int, root: Optional[str]) -> Any:
     from vpzoo.data.bair import BAIRDataModule
 
     if root is None:
@@ -640,7 +640,7 @@ register_benchmark(Benchmark(
     name="bair_fvd", dataset="bair",
     description="BAIR robot pushing, action-free, 64x64, the 256-clip test split",
     context_frames=1, predicted_frames=15, num_samples=1, metric_protocol="standard", num_test=256,
-    make_datamodule=_bair_fvd, metrics=("fvd",),
+    make_datamodule=_bair_test_clips, metrics=("fvd",),
     published=(
         PublishedResult("SV2P", {"fvd": 262.5}, _FVD_COMPILED, zoo_model="sv2p"),
         PublishedResult("SAVP", {"fvd": 116.4}, _FVD_COMPILED),
@@ -656,7 +656,7 @@ register_benchmark(Benchmark(
     name="bair_vrnn", dataset="bair",
     description="BAIR robot pushing, action-free, 64x64, the 256-clip test split (Improved VRNN protocol)",
     context_frames=2, predicted_frames=28, num_samples=100, metric_protocol="standard", num_test=256,
-    make_datamodule=_bair_fvd, metrics=("ssim", "lpips", "fvd"), fvd_num_samples=1,
+    make_datamodule=_bair_test_clips, metrics=("ssim", "lpips", "fvd"), fvd_num_samples=1,
     published=(
         PublishedResult("SVG-LP", {"fvd": 256.62, "ssim": 0.816, "lpips": 0.061}, _VRNN_BAIR, zoo_model="svg_lp"),
         PublishedResult("SAVP", {"fvd": 143.43, "ssim": 0.795, "lpips": 0.062}, _VRNN_BAIR),
@@ -670,21 +670,11 @@ register_benchmark(Benchmark(
           "LPIPS v0.1 AlexNet. Which of the paper's tables the rows come from was not checked against the PDF",
 ))
 
-def _bair_savp(seq_len: int, num_test: int, batch_size: int, root: Optional[str]) -> Any:
-    from vpzoo.data.bair import BAIRDataModule
-
-    if root is None:
-        raise ValueError("bair_savp needs the BAIR data: pass root= (vpzoo benchmark --root DIR), "
-                         "see `vpzoo data prepare bair`")
-    return BAIRDataModule(root=root, eval_seq_len=seq_len, num_test=num_test, eval_batch_size=batch_size,
-                          download=False)
-
-
 register_benchmark(Benchmark(
     name="bair_savp", dataset="bair",
     description="BAIR robot pushing, action-free, 64x64, the 256-clip test split, 2 -> 28 (SAVP protocol)",
     context_frames=2, predicted_frames=28, num_samples=100, metric_protocol="standard", num_test=256,
-    make_datamodule=_bair_savp, metrics=("psnr", "ssim", "fvd"), report_mean=True,
+    make_datamodule=_bair_test_clips, metrics=("psnr", "ssim", "fvd"), report_mean=True,
     published=(
         PublishedResult("SAVP", {"psnr": 18.44, "ssim": 0.7887, "fvd": 152.0}, _SRVP, zoo_model="savp"),
         PublishedResult("SV2P", {"psnr": 20.39, "ssim": 0.8169, "fvd": 965.0}, _SRVP, zoo_model="sv2p"),
@@ -700,7 +690,7 @@ register_benchmark(Benchmark(
     name="bair_videoflow", dataset="bair",
     description="BAIR robot pushing, action-free, 64x64, the 256-clip test split, VideoFlow's 3 -> 10 protocol",
     context_frames=3, predicted_frames=10, num_samples=100, metric_protocol="standard", num_test=256,
-    make_datamodule=_bair_fvd, metrics=("bits_per_dim", "psnr", "ssim", "fvd"),
+    make_datamodule=_bair_test_clips, metrics=("bits_per_dim", "psnr", "ssim", "fvd"),
     published=(
         PublishedResult("VideoFlow", {"bits_per_dim": 1.87}, f"{_VIDEOFLOW} (t2t's bair_quant docstring: the set "
                         "that reproduces it); paper table not re-read", zoo_model="videoflow"),
