@@ -16,6 +16,7 @@ from vpzoo.data.smmnist import (
     render_frames,
     simulate_trajectories,
 )
+from vpzoo.data.stochastic_shapes import StochasticShapesDataModule, generate_stochastic_shapes
 
 __all__ = [
     "StochasticMovingMNISTDataModule",
@@ -38,4 +39,6 @@ __all__ = [
     "prepare_bair",
     "Human36MDataModule",
     "prepare_human36m",
+    "StochasticShapesDataModule",
+    "generate_stochastic_shapes",
 ]
