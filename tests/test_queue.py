@@ -21,7 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 QUEUE = read_queue()
 DATA_CLASS = {"smmnist": "StochasticMovingMNISTDataModule", "mmnist_drnet": "StochasticMovingMNISTDataModule",
               "bair": "BAIRDataModule", "kth": "KTHDataModule", "mmnist": "MovingMNISTDataModule",
-              "mmnist1": "MovingMNISTDataModule", "bouncing_balls": "BouncingBallsDataModule"}
+              "mmnist1": "MovingMNISTDataModule", "bouncing_balls": "BouncingBallsDataModule",
+              "stochastic_shapes": "StochasticShapesDataModule"}
 
 
 def _official(entry) -> bool:
