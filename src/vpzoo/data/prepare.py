@@ -4,7 +4,7 @@ The console entry point (:mod:`vpzoo.cli`) dispatches ``vpzoo data ARGS...`` to 
 ``main(["prepare", "kth", "--root", "data/kth", "--image-size", "64", "128"])``. Subcommands:
 
 * ``prepare NAME --root DIR [options]`` with NAME in ``kth``, ``bair``, ``moving_mnist``, ``bouncing_balls``,
-  ``human36m`` (see ``vpzoo data prepare NAME --help``);
+  ``human36m``, ``stochastic_shapes`` (see ``vpzoo data prepare NAME --help``);
 * ``list``: the datasets, where their data comes from and their DataModule classes.
 
 Return codes: 0 on success, 1 when the data is missing/corrupt/cannot be downloaded (the message says what to do),
@@ -27,6 +27,8 @@ DATASETS = {
     "bouncing_balls": ("vpzoo.data.bouncing_balls.BouncingBallsDataModule", "simulated locally with a seed"),
     "human36m": ("vpzoo.data.human36m.Human36MDataModule",
                  "your own licensed copy (http://vision.imar.ro/human3.6m/); never downloaded"),
+    "stochastic_shapes": ("vpzoo.data.stochastic_shapes.StochasticShapesDataModule",
+                          "generated locally with a seed (t2t's Stochastic Movement Dataset)"),
 }
 
 
@@ -71,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("human36m", "Human3.6M: preprocess your own copy (S*/Videos/*.mp4 under --root)")
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--frame-step", type=int, default=5, help="keep every k-th frame (5: 50 -> 10 fps)")
+
+    p = add("stochastic_shapes", "Stochastic shapes: generate the fixed val/test clips", root_required=False)
+    p.add_argument("--eval-seq-len", type=int, default=3)
+    p.add_argument("--num-val", type=int, default=256)
+    p.add_argument("--num-test", type=int, default=909)
+    p.add_argument("--eval-seed", type=int, default=42)
     return parser
 
 
@@ -112,6 +120,13 @@ def _prepare(args: argparse.Namespace) -> str:
 
         out = prepare_human36m(args.root, image_size=args.image_size, frame_step=args.frame_step, progress=progress)
         return f"Human3.6M ready in {out}"
+    if name == "stochastic_shapes":
+        from vpzoo.data.stochastic_shapes import StochasticShapesDataModule
+
+        dm = StochasticShapesDataModule(root=args.root, eval_seq_len=args.eval_seq_len, num_val=args.num_val,
+                                        num_test=args.num_test, eval_seed=args.eval_seed)
+        dm.prepare_data()
+        return "Stochastic shapes val/test clips ready: " + ", ".join(str(dm.cache_path(s)) for s in ("val", "test"))
     raise AssertionError(name)  # pragma: no cover - argparse restricts the names
 
 
