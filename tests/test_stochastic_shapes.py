@@ -77,6 +77,11 @@ def test_square_is_the_pixels_whose_centre_is_inside_and_the_triangle_points_up(
     assert lit[:, 0].min() == math.ceil(r0 - 0.5) and lit[:, 0].max() == math.ceil(r1 - 0.5) - 1
     assert lit[:, 1].min() == math.ceil(c0 - 0.5) and lit[:, 1].max() == math.ceil(c1 - 0.5) - 1
     assert set(np.unique(frame[0]).tolist()) == {0, 255} and frame[1:].max() == 0
+    # reference: t2t's drawing code run with matplotlib 3.11 (Agg) fills rows and columns 24-39 for this square, and
+    # rows 9-20, columns 12-23 for a square of size 0.77 at (3.3, 7.1) (the axes overhang the 64-px canvas by 80/9 px)
+    assert (lit.min(0).tolist(), lit.max(0).tolist()) == ([24, 24], [39, 39])
+    small = np.argwhere(render_shape(SHAPES.index("square"), COLOURS[2], 0.77, (3.3, 7.1))[0] > 0)
+    assert (small.min(0).tolist(), small.max(0).tolist()) == ([9, 12], [20, 23])
     tri = render_shape(SHAPES.index("triangle"), COLOURS[0], 1.5, (5.0, 5.0)).astype(np.float64).sum(0)
     rows = np.argwhere(tri > 0)[:, 0]
     widths = [(tri[r] > 0).sum() for r in range(rows.min(), rows.max() + 1)]
@@ -146,3 +151,18 @@ def test_generator_rejects_bad_input():
         generate_stochastic_shapes(1, 2, "seed")
     with pytest.raises(ValueError, match="split must be 'val' or 'test'"):
         StochasticShapesDataModule().generate_eval_set("train")
+
+
+def test_vpzoo_data_prepare_writes_the_fixed_sets(tmp_path, capsys):
+    from vpzoo.data.prepare import main
+
+    assert main(["list"]) == 0 and "stochastic_shapes" in capsys.readouterr().out
+    assert main(["prepare", "stochastic_shapes", "--root", str(tmp_path), "--num-val", "3", "--num-test", "2"]) == 0
+    capsys.readouterr()
+    dm = StochasticShapesDataModule(root=str(tmp_path), num_val=3, num_test=2)
+    for split in ("val", "test"):
+        stored = np.load(dm.cache_path(split))
+        assert stored.shape == (3 if split == "val" else 2, 3, 3, 64, 64)
+        np.testing.assert_array_equal(stored, dm.generate_eval_set(split))
+    assert main(["prepare", "stochastic_shapes", "--root", str(tmp_path), "--eval-seq-len", "6"]) == 1
+    assert "eval_seq_len must be in [2, 5], got 6" in capsys.readouterr().err
