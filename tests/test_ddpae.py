@@ -543,3 +543,17 @@ def test_trained_checkpoint_separates_the_two_digits():
     score = component_separation(components, alone)
     print(f"component separation: mean {score.mean():.3f}, median {score.median():.3f}")
     assert score.mean() > 0.75, score
+
+
+def test_gaussian_log_density_equals_torch_distributions():
+    """The zoo's one Gaussian log-density (DDPAE, Enc-ODE-Dec and VideoFlow use it) against Normal.log_prob, and
+    half-precision inputs come back in float32."""
+    from vpzoo.models.blocks import gaussian_log_density
+    from vpzoo.models.ddpae import normal_log_prob
+
+    g = torch.Generator().manual_seed(0)
+    x, mean = torch.randn(5, 7, generator=g, dtype=torch.float64), torch.randn(5, 7, generator=g, dtype=torch.float64)
+    log_scale = 0.3 * torch.randn(5, 7, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(gaussian_log_density(x, mean, log_scale), Normal(mean, log_scale.exp()).log_prob(x))
+    torch.testing.assert_close(normal_log_prob(x, 0.5, 0.3), Normal(0.5, 0.3).log_prob(x))
+    assert gaussian_log_density(x.bfloat16(), 0.0, 0.0).dtype == torch.float32

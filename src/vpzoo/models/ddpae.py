@@ -94,7 +94,7 @@ from torch import Tensor, nn
 
 from vpzoo.metrics.aggregation import summed_frame_bce, summed_frame_mse
 from vpzoo.models.base import VideoPredictionModel
-from vpzoo.models.blocks import denton_init, gaussian_kl
+from vpzoo.models.blocks import denton_init, gaussian_kl, gaussian_log_density
 from vpzoo.registry import register_model
 
 __all__ = [
@@ -305,14 +305,11 @@ def pose_centres(pose: Tensor) -> Tensor:
 
 
 def normal_log_prob(value: Tensor, mu: Tensor | float, sigma: Tensor | float) -> Tensor:
-    """Elementwise ``log N(value; mu, sigma²)`` (constants included; broadcasting), in at least float32 (under bf16
-    autocast the decoder's frames are half precision, too coarse for a sum over every pixel)."""
-    dtype = torch.promote_types(torch.promote_types(value.dtype, torch.float32),
-                                mu.dtype if isinstance(mu, Tensor) else torch.float32)
-    value = value.to(dtype)
-    mu = torch.as_tensor(mu, device=value.device).to(dtype)
-    sigma = torch.as_tensor(sigma, device=value.device).to(dtype)
-    return -0.5 * ((value - mu) / sigma) ** 2 - sigma.log() - 0.5 * math.log(2.0 * math.pi)
+    """Elementwise ``log N(value; mu, sigma²)`` from a standard deviation (constants included; broadcasting), in at
+    least float32 (under bf16 autocast the decoder's frames are half precision, too coarse for a sum over every
+    pixel): :func:`~vpzoo.models.blocks.gaussian_log_density` with ``log σ``."""
+    log_sigma = sigma.log() if isinstance(sigma, Tensor) else math.log(sigma)
+    return gaussian_log_density(value, mu, log_sigma)
 
 
 def normal_kl(mu_q: Tensor, sigma_q: Tensor, mu_p: Tensor | float, sigma_p: Tensor | float) -> Tensor:

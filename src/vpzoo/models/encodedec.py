@@ -74,7 +74,7 @@ import torchdiffeq
 from torch import Tensor, nn
 
 from vpzoo.models.base import VideoPredictionModel
-from vpzoo.models.blocks import gaussian_kl
+from vpzoo.models.blocks import gaussian_kl, gaussian_log_density
 from vpzoo.registry import register_model
 
 __all__ = [
@@ -96,12 +96,10 @@ ADAPTIVE_METHODS = ("dopri5", "dopri8", "bosh3", "fehlberg2", "adaptive_heun")
 FIXED_GRID_METHODS = ("euler", "midpoint", "rk4", "heun2", "heun3", "explicit_adams", "implicit_adams")
 """torchdiffeq's fixed-grid solvers (they take ``step_size``; without it they step between the requested times)."""
 
-LOG_2PI = float(np.log(2.0 * np.pi))
-
 
 def gaussian_nll(x: Tensor, mean: Tensor, sigma: float) -> Tensor:
     """Elementwise ``-log N(x; mean, sigma²) = ½ (log 2π + 2 log σ + (x - mean)² / σ²)`` (same shape as ``x``)."""
-    return 0.5 * (LOG_2PI + 2.0 * float(np.log(sigma)) + (x - mean) ** 2 / sigma**2)
+    return -gaussian_log_density(x, mean, float(np.log(sigma)))
 
 
 # --------------------------------------------------------------------------------------------------------

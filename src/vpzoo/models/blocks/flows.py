@@ -34,6 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vpzoo.models.blocks.distributions import gaussian_log_density
+
 __all__ = [
     "ActNorm",
     "ActNormPerStep",
@@ -408,7 +410,4 @@ def split_mean_log_scale(h: Tensor) -> tuple[Tensor, Tensor]:
 
 def gaussian_log_prob(z: Tensor, mean: Tensor, log_scale: Tensor) -> Tensor:
     """``Σ log N(z; mean, exp(log_scale))`` over all but the first dimension, ``(N,)``, in float32 or wider."""
-    dtype = torch.promote_types(z.dtype, torch.float32)
-    z, mean, log_scale = z.to(dtype), mean.to(dtype), log_scale.to(dtype)
-    logp = -0.5 * math.log(2 * math.pi) - log_scale - 0.5 * ((z - mean) * torch.exp(-log_scale)) ** 2
-    return logp.flatten(1).sum(1)
+    return gaussian_log_density(z, mean, log_scale).flatten(1).sum(1)
