@@ -420,3 +420,31 @@ def test_bair_videoflow_benchmark_on_real_format_files(tmp_path):
     assert records["psnr"]["reduction"] == "best" and "reduction" not in records["bits_per_dim"]
     text = format_report(bench, measured=[result])
     assert "1.870" in text and "131.0" in text and "reported, unverified" in text
+
+
+def test_shapes_videoflow_benchmark_scores_the_fixed_shapes_clips(tmp_path):
+    """shapes_videoflow (VideoFlow's shapes protocol, 1 -> 2) on vpzoo's generated Stochastic Movement test clips:
+    bits/dim equals the model's own bits_per_dim of the 2 targets given the first frame; copy_last's PSNR and the
+    all-black frame's PSNR equal direct computations on the same clips."""
+    from vpzoo.data.stochastic_shapes import StochasticShapesDataModule
+    from vpzoo.leaderboard import get_benchmark, run_benchmark
+    from vpzoo.metrics import psnr
+
+    bench = get_benchmark("shapes_videoflow")
+    assert (bench.context_frames, bench.predicted_frames, bench.num_samples, bench.num_test) == (1, 2, 100, 909)
+    model = VideoFlow(**tiny_kwargs(image_size=64, n_levels=2, depth=1, coupling_width=4, latent_encoder_width=4,
+                                    n_past=1, num_cond_latents=1, num_train_frames=3))
+    result = run_benchmark(model, bench, root=str(tmp_path), num_test=4, batch_size=2, num_samples=2, seed=3)
+    assert result.num_sequences == 4
+    data = StochasticShapesDataModule(root=str(tmp_path), eval_seq_len=3, num_test=909, eval_batch_size=4)
+    data.setup("test")
+    clips = next(iter(data.test_dataloader()))
+    assert clips.shape == (4, 3, 3, 64, 64) and clips[:, 1:].amax() > 0
+    expected_bpd = torch.cat([model.bits_per_dim(clips[i:i + 2], n_past=1, seed=3 + i // 2) for i in (0, 2)])
+    assert result.values["model"]["bits_per_dim"] == pytest.approx(expected_bpd.mean().item(), rel=1e-5)
+    targets = clips[:, 1:]
+    copy_last = psnr(clips[:, :1].expand_as(targets), targets).mean().item()
+    black = psnr(torch.zeros_like(targets), targets).mean().item()
+    assert result.values["copy_last"]["psnr"] == pytest.approx(copy_last, rel=1e-4)
+    assert result.values["black"]["psnr"] == pytest.approx(black, rel=1e-4)
+    assert -1 <= result.values["model"]["ssim"] <= 1 and math.isfinite(result.values["model"]["psnr"])
