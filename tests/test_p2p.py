@@ -285,12 +285,18 @@ def test_fit_ddp_two_processes_on_cpu(tmp_path):
 def test_point_to_point_benchmark_equals_a_direct_metrics_computation():
     from vpzoo.data.smmnist import StochasticMovingMNISTDataModule
     from vpzoo.metrics import psnr, ssim
-    from vpzoo.point_to_point import crossfade, run_point_to_point_benchmark
+    from dataclasses import replace
+
+    from vpzoo.leaderboard import format_report, get_benchmark, run_benchmark
+    from vpzoo.point_to_point import crossfade
 
     model = tiny()
     data = StochasticMovingMNISTDataModule(eval_seq_len=6, num_test=4, eval_batch_size=2, batch_size=2)
-    result = run_point_to_point_benchmark(model, num_samples=3, num_test=4, seed=5, datamodule=data)
-    assert result["num_sequences"] == 4 and result["clip_length"] == 6
+    # smmnist_p2p's protocol on 6-frame clips (the tiny model's length)
+    bench = replace(get_benchmark("smmnist_p2p"), predicted_frames=5, num_test=4,
+                    make_datamodule=lambda seq_len, num_test, batch_size, root: data)
+    result = run_benchmark(model, bench, num_samples=3, num_test=4, seed=5)
+    assert result.num_sequences == 4 and result.num_samples == 3
 
     data.setup("test")
     clips = torch.cat(list(data.test_dataloader()))
@@ -306,17 +312,40 @@ def test_point_to_point_benchmark_equals_a_direct_metrics_computation():
                                   for i, j in ((0, 1), (0, 2), (1, 2))]).mean(),
     }
     for name, value in want.items():
-        assert result["values"]["model"][name] == pytest.approx(float(value), rel=1e-5, abs=1e-7), name
+        assert result.values["model"][name] == pytest.approx(float(value), rel=1e-5, abs=1e-7), name
     start = clips[:, :1]
-    assert result["values"]["repeat_start"]["cp_psnr"] == pytest.approx(float(psnr(start, end).mean()), rel=1e-5)
-    assert result["values"]["repeat_start"]["diversity"] == 0.0
-    assert result["values"]["crossfade"]["cp_psnr"] == 100.0  # the end frame itself, clamped like a perfect frame
+    assert result.values["repeat_start"]["cp_psnr"] == pytest.approx(float(psnr(start, end).mean()), rel=1e-5)
+    assert result.values["repeat_start"]["diversity"] == 0.0
+    assert result.values["crossfade"]["cp_psnr"] == 100.0  # the end frame itself, clamped like a perfect frame
     fade = crossfade(clips)[:, 0]
     assert torch.allclose(fade[:, -1], clips[:, -1]) and torch.allclose(fade[:, 2], 0.4 * clips[:, 0] + 0.6 * clips[:, -1])
-    assert result["values"]["crossfade"]["ssim"] == pytest.approx(float(ssim(fade[:, :-1], clips[:, 1:-1]).mean()),
-                                                                  rel=1e-5)
+    assert result.values["crossfade"]["ssim"] == pytest.approx(float(ssim(fade[:, :-1], clips[:, 1:-1]).mean()),
+                                                               rel=1e-5)
+    # the checkpoints.yaml records carry both baselines, so a ship bar can name either
+    records = {r["metric"]: r for r in result.metric_records()}
+    assert set(records) == {"cp_psnr", "cp_ssim", "psnr", "ssim", "diversity"}
+    assert records["psnr"]["crossfade"] == pytest.approx(result.values["crossfade"]["psnr"], abs=1e-6)
+    assert records["cp_psnr"]["repeat_start"] == pytest.approx(result.values["repeat_start"]["cp_psnr"], abs=1e-6)
+    assert records["psnr"]["reduction"] == "best" and records["cp_psnr"]["reduction"] == "mean"
+    assert "reduction" not in records["diversity"] and "copy_last" not in records["psnr"]
+    text = format_report(bench, measured=[result])
+    assert "repeat start frame" in text and "start-to-end crossfade" in text and "CP_PSNR" in text
     with pytest.raises(ValueError, match="end_frame"):
-        run_point_to_point_benchmark(SVGLP(**tiny_svg_kwargs(n_past=1)), datamodule=data)
+        run_benchmark(SVGLP(**tiny_svg_kwargs(n_past=1)), bench)
+
+
+def test_point_to_point_ship_bar_compares_with_the_crossfade_and_the_start_frame():
+    """check_ship_bar reads the point-to-point baselines from the new metric record (p2p_smmnist's bar)."""
+    from vpzoo.zoo.catalog import ReplacementRefusedError, check_ship_bar
+
+    entry = {"name": "p2p_smmnist", "status": "planned",
+             "queue": {"ship_bar": {"benchmark": "smmnist_p2p", "metric": "psnr",
+                                    "must_beat": ["repeat_start", "crossfade"]}}}
+    record = {"metric": "psnr", "benchmark": "smmnist_p2p", "protocol": "standard", "num_samples": 5,
+              "value": 15.0, "repeat_start": 12.0, "crossfade": 14.0}
+    assert "crossfade 14" in check_ship_bar(entry, [record])
+    with pytest.raises(ReplacementRefusedError, match="does not beat crossfade's 16"):
+        check_ship_bar(entry, [{**record, "crossfade": 16.0}])
 
 
 def test_benchmark_command_describes_the_protocol_and_has_no_guessed_numbers(capsys):
@@ -324,7 +353,7 @@ def test_benchmark_command_describes_the_protocol_and_has_no_guessed_numbers(cap
 
     assert main(["benchmark", "smmnist_p2p"]) == 0
     out = capsys.readouterr().out
-    assert "smmnist_p2p" in out and "published: none" in out
+    assert "smmnist_p2p" in out and "Published: none" in out and "CP_PSNR" in out
 
 
 def test_predict_command_with_an_end_frame(tmp_path, capsys):

@@ -231,7 +231,8 @@ def test_registry_entry_loads_and_is_checked(tiny_model, tiny_folder, tmp_path, 
     assert same_predictions(tiny_model, model, clip) and model.zoo_info["name"] == "tiny_svg_lp"
     # the card of a re-saved registry checkpoint carries the entry's metrics and recipe
     card = (model.save_pretrained(tmp_path / "resaved") / "README.md").read_text()
-    assert "| ssim | 0.5000 | 0.4000 | 0.6000 | svg | best of 2 |" in card and "tests/assets/tiny_svg_lp.yaml" in card
+    assert "| ssim | 0.5000 | copy_last 0.4000; all-black frame 0.6000 | svg | best of 2 |" in card
+    assert "tests/assets/tiny_svg_lp.yaml" in card
     # a flipped byte in the packaged weights is caught
     weights = tmp_path / "weights" / "tiny_svg_lp.safetensors"
     data = bytearray(weights.read_bytes())

@@ -699,8 +699,6 @@ def _benchmark(args: list[str]) -> int:
 
     from vpzoo.leaderboard import format_report, get_benchmark, list_benchmarks, recorded_results, run_benchmark
 
-    if opts.name == "smmnist_p2p":  # goal-conditioned models: start and end frame given (vpzoo.point_to_point)
-        return _benchmark_point_to_point(opts)
     if opts.name is None:
         for name in list_benchmarks():
             print(format_report(name, recorded=recorded_results(name)), end="\n\n")
@@ -720,23 +718,6 @@ def _benchmark(args: list[str]) -> int:
     print(format_report(bench, measured=measured, recorded=recorded))
     if opts.json:
         opts.json.write_text(json.dumps([m.to_dict() for m in measured], indent=2) + "\n")
-        print(f"wrote {opts.json}", file=sys.stderr)
-    return 0
-
-
-def _benchmark_point_to_point(opts: argparse.Namespace) -> int:
-    from vpzoo import point_to_point as p2p
-
-    print(p2p.__doc__.split("\n\n")[0].strip() + "\n" + p2p.PUBLISHED_NOTE)
-    results = []
-    for target in opts.checkpoint:
-        result = p2p.run_point_to_point_benchmark(target, num_samples=opts.num_samples or p2p.NUM_SAMPLES,
-                                                  num_test=opts.num_test, batch_size=opts.batch_size,
-                                                  seed=opts.seed, device=opts.device)
-        print(p2p.format_point_to_point_report(result))
-        results.append(result)
-    if opts.json:
-        opts.json.write_text(json.dumps(results, indent=2) + "\n")
         print(f"wrote {opts.json}", file=sys.stderr)
     return 0
 

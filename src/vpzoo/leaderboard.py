@@ -51,6 +51,13 @@ Built-in benchmarks:
     protocol: 1 context -> 2 predicted frames on vpzoo's fixed 909 generated test clips; bits per dimension of the
     2 targets, best of 100 samples by PSNR and SSIM. The paper's own measure here is a human study: no published
     rows.
+``smmnist_p2p``, ``bair_p2p``
+    Point-to-point generation (``task="point_to_point"``, :mod:`vpzoo.point_to_point`): the start frame and the last
+    frame of each 30-frame test clip are given to a goal-conditioned model (``predict(..., end_frame=...)``, e.g.
+    ``p2p``), which generates the 29 frames after the start, the last being its control point. Scored: the control
+    point against the end frame (``cp_psnr``, ``cp_ssim``), the intermediate frames best of 5 (``psnr``, ``ssim``)
+    and the diversity between samples, beside ``repeat_start`` and the start-to-end ``crossfade``. SM-MNIST: 1000
+    fixed clips; BAIR: the 256 test clips (needs ``root``). No published rows (P2P's tables were not reachable).
 ``kth_svg``
     KTH actions, 64x64 grey, SVG's person split, 10 context -> 30 predicted frames, best of 100 samples. Needs the
     KTH data (``root``); published rows from SRVP's table (reported, not verified; the SSIM data_range of those
@@ -89,6 +96,10 @@ __all__ = [
 METRICS = ("psnr", "ssim", "mse_sum", "bce_sum", "lpips")
 """Per-frame metrics a benchmark can score (``mse_sum``/``bce_sum``: DDPAE's per-frame MSE/BCE, summed over the
 pixels; ``lpips``: LPIPS v0.1 AlexNet, lower is better, :mod:`vpzoo.metrics.lpips`)."""
+POINT_TO_POINT_METRICS = ("cp_psnr", "cp_ssim", "psnr", "ssim", "diversity")
+"""What a ``point_to_point`` benchmark scores (:mod:`vpzoo.point_to_point`): the control point (each sample's last
+frame) against the end frame, the intermediate frames' best-of-N PSNR/SSIM, and the diversity between samples."""
+TASKS = ("forecast", "point_to_point")
 LIKELIHOOD_METRICS = ("bits_per_dim",)
 """Per-clip likelihood metrics: ``bits_per_dim`` is ``model.bits_per_dim(clip, n_past=context_frames)`` (the
 predicted frames' bits per dimension given the context, for models with an exact likelihood), averaged over clips."""
@@ -140,6 +151,10 @@ class Benchmark:
             ``context + predicted`` frames long (the conditioning frames included, the BAIR convention), all N
             samples of every clip pooled.
         fvd_num_samples: samples per clip that go into FVD (the first ones; samples are i.i.d.); ``None``: all N.
+        task: ``"forecast"`` (the context frames -> the future; baselines ``copy_last`` and the all-black frame) or
+            ``"point_to_point"`` (the start frame and the clip's last frame given -> the ``predicted_frames`` after
+            the start, the last one the control point; goal-conditioned models only; metrics
+            :data:`POINT_TO_POINT_METRICS`, baselines ``repeat_start`` and ``crossfade``: :mod:`vpzoo.point_to_point`).
     """
 
     name: str
@@ -157,6 +172,26 @@ class Benchmark:
     fvd_num_samples: Optional[int] = None
     reduction: str = field(default="best", init=False)
     report_mean: bool = False
+    task: str = "forecast"
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"Benchmark task must be one of {TASKS}, got {self.task!r}")
+        allowed = POINT_TO_POINT_METRICS if self.task == "point_to_point" else (*METRICS, *LIKELIHOOD_METRICS, "fvd")
+        unknown = [m for m in self.metrics if m not in allowed]
+        if unknown:
+            raise ValueError(f"benchmark {self.name!r} ({self.task}): unknown metrics {unknown}; expected some of "
+                             f"{allowed}")
+        if self.task == "point_to_point" and self.context_frames != 1:
+            raise ValueError(f"point_to_point benchmark {self.name!r} gives one start frame: context_frames must be "
+                             f"1, got {self.context_frames}")
+
+    @property
+    def baselines(self) -> tuple[str, ...]:
+        """The baselines scored beside the model on the same clips (keys of :attr:`BenchmarkResult.values`)."""
+        if self.task == "point_to_point":
+            return ("repeat_start", "crossfade")
+        return ("copy_last", "black") if set(self.metrics) & set(METRICS) else ("copy_last",)
 
 
 @dataclass
@@ -200,12 +235,12 @@ class BenchmarkResult:
                 "test_set": f"{b.name}: {b.description}", "benchmark": b.name,
                 "value": round(self.values["model"][name], 6),
             }
-            if name in self.values["copy_last"]:  # copy_last has no likelihood
-                record["copy_last"] = round(self.values["copy_last"][name], 6)
-            if name in self.values.get("black", {}):
-                record["black"] = round(self.values["black"][name], 6)
-            if name not in ("fvd", *LIKELIHOOD_METRICS):  # FVD pools the samples of all clips, bits/dim has none
-                record["reduction"] = b.reduction
+            for who in b.baselines:  # copy_last has no likelihood
+                if name in self.values.get(who, {}):
+                    record[who] = round(self.values[who][name], 6)
+            reduction = _reduction(b, name)
+            if reduction is not None:
+                record["reduction"] = reduction
             records.append(record)
         return records
 
@@ -216,7 +251,17 @@ class BenchmarkResult:
                 "seconds": self.seconds, "details": self.details, "metrics": self.metric_records()}
 
 
+def _reduction(bench: Benchmark, metric: str) -> Optional[str]:
+    """How ``metric``'s N samples per clip are reduced (None: FVD pools the samples of all clips, bits/dim and the
+    point-to-point diversity have no per-sample value; a control point is averaged over the samples)."""
+    if metric in ("fvd", "diversity", *LIKELIHOOD_METRICS):
+        return None
+    return "mean" if metric in ("cp_psnr", "cp_ssim") else bench.reduction
+
+
 _BENCHMARKS: dict[str, Benchmark] = {}
+_BASELINE_LABELS = {"copy_last": "copy_last", "black": "all-black frame", "repeat_start": "repeat start frame",
+                    "crossfade": "start-to-end crossfade"}
 
 
 def register_benchmark(benchmark: Benchmark) -> Benchmark:
@@ -279,6 +324,10 @@ def run_benchmark(
     context frame. On benchmarks scored by PSNR/SSIM an all-black prediction (``"black"``) is scored too: on the
     mostly-black Moving MNIST frames it beats ``copy_last``, and blurred samples lose SSIM to it.
 
+    ``point_to_point`` benchmarks give a goal-conditioned model the start frame and the clip's last frame
+    (``predict(..., end_frame=...)``) and score it beside ``repeat_start`` and ``crossfade``
+    (:func:`vpzoo.point_to_point.score_point_to_point_clips`).
+
     Args:
         model: a :class:`~vpzoo.models.VideoPredictionModel`, or anything :func:`vpzoo.load` accepts.
         benchmark: a registered name or a :class:`Benchmark`.
@@ -322,11 +371,22 @@ def run_benchmark(
     if not getattr(model, "stochastic", True):
         n = 1
     run_device = model.device
-    baseline = create_model("copy_last", n_past=1, channels=model.channels, image_size=model.image_size).to(run_device)
+    if bench.task == "point_to_point" and "end_frame" not in getattr(model, "predict_options", {}):
+        raise ValueError(f"{label} takes no end_frame: {bench.name} scores goal-conditioned models (e.g. p2p)")
     # Always the whole fixed test set, of which the first ``num_test`` clips are scored: a shorter run scores a
     # prefix of the full one, so numbers on the same prefix are comparable between runs.
     data = bench.make_datamodule(bench.context_frames + bench.predicted_frames, bench.num_test, batch_size, root)
     data.setup("test")
+    total = num_test or bench.num_test
+    if bench.task == "point_to_point":
+        from vpzoo.point_to_point import score_point_to_point_clips
+
+        start = time.perf_counter()
+        values, done = score_point_to_point_clips(model, data.test_dataloader(), bench.metric_protocol,
+                                                  num_samples=n, num_test=total, seed=seed, progress=progress)
+        return BenchmarkResult(benchmark=bench, model=label, num_samples=n, num_sequences=done, values=values,
+                               per_frame={}, seconds=time.perf_counter() - start)
+    baseline = create_model("copy_last", n_past=1, channels=model.channels, image_size=model.image_size).to(run_device)
     protocol = get_protocol(bench.metric_protocol)
     frame_metrics = [name for name in bench.metrics if name in METRICS]
     scores = {who: {name: SampleAggregatedMetric(name, bench.reduction, protocol=protocol,
@@ -348,7 +408,7 @@ def run_benchmark(
         fvd["copy_last"] = FrechetVideoDistance(feature_extractor=extractor, clip_length=clip_length).to(run_device)
     c = bench.context_frames
     likelihood_sums: dict[str, float] = {}
-    total, done = num_test or bench.num_test, 0
+    done = 0
     start = time.perf_counter()
     for i, clips in enumerate(data.test_dataloader()):
         if done >= total:
@@ -400,8 +460,9 @@ def recorded_results(benchmark: Union[str, Benchmark]) -> list[dict[str, Any]]:
     """The numbers checkpoints.yaml records under ``benchmark``: one row per zoo checkpoint.
 
     Each row: ``{"checkpoint": name, "num_samples": N, "num_sequences": clips, "values": {metric: value},
-    "copy_last": {metric: value}, "black": {metric: value}}`` (only metric records whose ``benchmark`` field names
-    this benchmark; ``black`` is empty for records measured before the all-black baseline was scored).
+    "copy_last": {metric: value}, "black": {metric: value}}`` (the benchmark's :attr:`~Benchmark.baselines`; only
+    metric records whose ``benchmark`` field names this benchmark; ``black`` is empty for records measured before the
+    all-black baseline was scored).
     """
     from vpzoo.zoo import checkpoint_info, list_checkpoints
 
@@ -414,8 +475,7 @@ def recorded_results(benchmark: Union[str, Benchmark]) -> list[dict[str, Any]]:
                 "checkpoint": name, "num_samples": records[0]["num_samples"],
                 "num_sequences": records[0].get("num_sequences", 0),
                 "values": {r["metric"]: r["value"] for r in records},
-                "copy_last": {r["metric"]: r["copy_last"] for r in records if "copy_last" in r},
-                "black": {r["metric"]: r["black"] for r in records if "black" in r},
+                **{who: {r["metric"]: r[who] for r in records if who in r} for who in bench.baselines},
             })
     return rows
 
@@ -425,11 +485,16 @@ def format_report(
     measured: Sequence[BenchmarkResult] = (),
     recorded: Sequence[Mapping[str, Any]] = (),
 ) -> str:
-    """A text table of ``benchmark``: its published rows, the zoo's recorded rows, and freshly measured results
-    (each with the ``copy_last`` baseline, and the all-black frame where PSNR/SSIM are scored, measured beside it)."""
+    """A text table of ``benchmark``: its published rows, the zoo's recorded rows, and freshly measured results, each
+    with the benchmark's baselines measured beside it (``copy_last`` and, where PSNR/SSIM are scored, the all-black
+    frame; ``repeat_start`` and ``crossfade`` for point-to-point benchmarks)."""
     bench = get_benchmark(benchmark) if isinstance(benchmark, str) else benchmark
     protocol = get_protocol(bench.metric_protocol)
-    if "fvd" in bench.metrics:
+    if bench.task == "point_to_point":
+        selection = ("start frame and end frame given, the last predicted frame is the control point (CP_* against "
+                     "the end frame, mean over samples); PSNR/SSIM of the intermediate frames best of N per clip; "
+                     "DIVERSITY the mean pairwise per-pixel squared distance between samples")
+    elif "fvd" in bench.metrics:
         selection = (f"FVD between the real and the generated {bench.context_frames + bench.predicted_frames}-frame "
                      f"clips (context included), {bench.fvd_num_samples or bench.num_samples} sample(s) per clip "
                      "pooled")
@@ -440,7 +505,7 @@ def format_report(
     else:
         selection = "one prediction per clip"
     settings = (f"metric protocol {protocol.name!r} (PSNR data_range {protocol.psnr_data_range:g}, SSIM data_range "
-                f"{protocol.ssim_data_range:g})" if set(bench.metrics) & set(METRICS) else
+                f"{protocol.ssim_data_range:g})" if set(bench.metrics) & {*METRICS, *POINT_TO_POINT_METRICS} else
                 "I3D Kinetics-400 logits, 224x224 TF1 bilinear, [-1, 1] (vpzoo.metrics.fvd)")
     lines = [
         f"{bench.name}: {bench.description}",
@@ -451,7 +516,8 @@ def format_report(
     header = f"  {'model':<28} {'N':>4} {'clips':>6} " + " ".join(f"{m.upper():>8}" for m in bench.metrics) + "  source"
     lines += [header, "  " + "-" * (len(header) - 2)]
     formats = {"psnr": "{:8.2f}", "ssim": "{:8.4f}", "fvd": "{:8.1f}", "mse_sum": "{:8.1f}", "bce_sum": "{:8.1f}",
-               "bits_per_dim": "{:8.3f}", "lpips": "{:8.4f}"}
+               "bits_per_dim": "{:8.3f}", "lpips": "{:8.4f}", "cp_psnr": "{:8.2f}", "cp_ssim": "{:8.4f}",
+               "diversity": "{:8.5f}"}
 
     def row(label: str, n: Any, clips: Any, values: Mapping[str, float], source: str) -> str:
         vals = " ".join(formats[m].format(values[m]) if m in values else f"{'-':>8}" for m in bench.metrics)
@@ -463,19 +529,19 @@ def format_report(
     for rec in recorded:
         lines.append(row(rec["checkpoint"], rec["num_samples"], rec["num_sequences"], rec["values"],
                          "vpzoo checkpoints.yaml"))
-        if rec.get("copy_last"):
-            lines.append(row("  copy_last", 1, rec["num_sequences"], rec["copy_last"], "vpzoo checkpoints.yaml"))
-        if rec.get("black"):
-            lines.append(row("  all-black frame", 1, rec["num_sequences"], rec["black"], "vpzoo checkpoints.yaml"))
+        for who in bench.baselines:
+            if rec.get(who):
+                lines.append(row(f"  {_BASELINE_LABELS[who]}", 1, rec["num_sequences"], rec[who],
+                                 "vpzoo checkpoints.yaml"))
     for res in measured:
         lines.append(row(res.model, res.num_samples, res.num_sequences, res.values["model"],
                          f"measured now ({res.seconds:.0f} s)"))
         if res.values.get("model_mean"):
             lines.append(row("  mean of N", res.num_samples, res.num_sequences, res.values["model_mean"],
                              "measured now"))
-        lines.append(row("  copy_last", 1, res.num_sequences, res.values["copy_last"], "measured now"))
-        if res.values.get("black"):
-            lines.append(row("  all-black frame", 1, res.num_sequences, res.values["black"], "measured now"))
+        for who in bench.baselines:
+            if res.values.get(who):
+                lines.append(row(f"  {_BASELINE_LABELS[who]}", 1, res.num_sequences, res.values[who], "measured now"))
     if not (bench.published or recorded or measured):
         lines.append("  (no published, recorded or measured numbers yet)")
     return "\n".join(lines)
@@ -742,4 +808,34 @@ register_benchmark(Benchmark(
         PublishedResult("SAVP", {"psnr": 26.51, "ssim": 0.7564}, _SRVP),
     ),
     notes="the SSIM data_range behind the published KTH numbers is not recorded",
+))
+
+
+def _smmnist_p2p(seq_len: int, num_test: int, batch_size: int, root: Optional[str]) -> Any:
+    from vpzoo.data import StochasticMovingMNISTDataModule
+
+    return StochasticMovingMNISTDataModule(num_digits=2, eval_seq_len=seq_len, num_test=num_test,
+                                           eval_batch_size=batch_size, batch_size=batch_size, root=root)
+
+
+_P2P_NOTE = ("goal-conditioned models only (predict(..., end_frame=...), e.g. p2p). Published: none - the P2P paper's "
+             "tables were not readable from any reachable source and its exact diversity measure is not known here; "
+             "no numbers are guessed. repeat_start's CP_* is the distance of the start frame to the end frame: a "
+             "control point must beat it; crossfade's control point is the end frame itself (CP_PSNR clamped to 100)")
+
+register_benchmark(Benchmark(
+    name="smmnist_p2p", dataset="smmnist", task="point_to_point",
+    description="Stochastic Moving MNIST, 2 digits 64x64 (the SVG/P2P data rule), vpzoo fixed test set (1000 clips "
+                "of 30 frames, eval_seed 42): start frame + frame 29 given, 29 frames generated",
+    context_frames=1, predicted_frames=29, num_samples=5, metric_protocol="standard", num_test=1000,
+    make_datamodule=_smmnist_p2p, metrics=("cp_psnr", "cp_ssim", "psnr", "ssim", "diversity"), notes=_P2P_NOTE,
+))
+
+register_benchmark(Benchmark(
+    name="bair_p2p", dataset="bair", task="point_to_point",
+    description="BAIR robot pushing, action-free, 64x64, the 256-clip test split (30 frames, P2P's max_seq_len): "
+                "start frame + frame 29 given, 29 frames generated",
+    context_frames=1, predicted_frames=29, num_samples=5, metric_protocol="standard", num_test=256,
+    make_datamodule=_bair_test_clips, metrics=("cp_psnr", "cp_ssim", "psnr", "ssim", "diversity"),
+    notes=_P2P_NOTE + ". Needs the BAIR data (--root)",
 ))

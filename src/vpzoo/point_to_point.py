@@ -1,6 +1,7 @@
-"""The point-to-point benchmark ``smmnist_p2p``: generating the frames between a start and a target end frame.
+"""Point-to-point scoring (the ``point_to_point`` task of :mod:`vpzoo.leaderboard`: ``vpzoo benchmark smmnist_p2p``,
+``bair_p2p``): generating the frames between a start and a target end frame.
 
-For each fixed test clip ``x_0 … x_T`` (vpzoo's SM-MNIST test set: 2 digits, 64x64, the SVG/P2P data rule) a
+For each fixed test clip ``x_0 … x_T`` (e.g. vpzoo's SM-MNIST test set: 2 digits, 64x64, the SVG/P2P data rule) a
 goal-conditioned model (``predict_options`` holding ``end_frame``, e.g. :class:`~vpzoo.models.p2p.P2P`) gets the
 start frame ``x_0`` and the end frame ``x_T`` and draws ``N`` samples of the ``T`` frames after the start, the last
 being its control point. Three numbers, as the P2P paper (Wang et al., ICCV 2019, arXiv:1904.02912) reports them:
@@ -19,32 +20,25 @@ distance of the start frame to the end frame, the bar a model's control point mu
 as :class:`~vpzoo.metrics.SampleAggregatedMetric` clamps a perfect frame).
 
 Published numbers: none. The P2P paper's tables could not be read from anywhere reachable while this was written
-(sheet ``models-p2p-ddpae-odevideo.md`` §1.11), and its exact diversity measure is not known here; the table says so
-instead of guessing.
+(sheet ``models-p2p-ddpae-odevideo.md`` §1.11), and its exact diversity measure is not known here; the benchmarks'
+notes say so instead of guessing.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
-import time
-from typing import Any, Optional, Union
+from typing import Any, Callable, Iterable, Optional
 
 import torch
 from torch import Tensor
 
 from vpzoo.metrics import SampleAggregatedMetric, frame_metrics, get_protocol
 
-__all__ = ["NAME", "crossfade", "repeat_start", "score_point_to_point", "run_point_to_point_benchmark",
-           "format_point_to_point_report"]
+__all__ = ["crossfade", "repeat_start", "score_point_to_point", "score_point_to_point_clips"]
 
-NAME = "smmnist_p2p"
-CLIP_LENGTH = 30  # P2P's max_seq_len on SM-MNIST: start frame, 28 intermediate frames, end frame
-NUM_TEST = 1000
+CLIP_LENGTH = 30  # P2P's max_seq_len (SM-MNIST and BAIR): start frame, 28 intermediate frames, end frame
 NUM_SAMPLES = 5
 PSNR_MAX = 100.0  # dB for identical frames, as SampleAggregatedMetric clamps
-PUBLISHED_NOTE = ("published: none - the P2P paper's tables were not readable from any reachable source; "
-                  "no numbers are guessed")
 
 
 def repeat_start(clips: Tensor) -> Tensor:
@@ -93,71 +87,37 @@ def score_point_to_point(samples: Tensor, clips: Tensor, protocol: str = "standa
     return {**values, "per_clip": sums}
 
 
-def run_point_to_point_benchmark(
-    model: Union[str, torch.nn.Module],
+def score_point_to_point_clips(
+    model: torch.nn.Module,
+    clip_batches: Iterable[Tensor],
+    protocol: str = "standard",
     num_samples: int = NUM_SAMPLES,
     num_test: Optional[int] = None,
-    batch_size: int = 8,
     seed: int = 0,
-    clip_length: int = CLIP_LENGTH,
-    device: Optional[Union[str, torch.device]] = None,
-    datamodule: Any = None,
-) -> dict[str, Any]:
-    """Score ``model`` (a goal-conditioned VideoPredictionModel or anything :func:`vpzoo.load` accepts) and the two
-    baselines on the first ``num_test`` fixed SM-MNIST test clips of ``clip_length`` frames.
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> tuple[dict[str, dict[str, float]], int]:
+    """Score a goal-conditioned ``model`` and the two baselines on the first ``num_test`` clips of ``clip_batches``
+    (``(B, T + 1, C, H, W)`` in [0, 1]): each clip's start frame and end frame go to ``model.predict(start, T,
+    num_samples=N, seed=seed + i, end_frame=end)`` for batch ``i``.
 
-    ``datamodule`` replaces the default test set (any data module whose test loader yields ``(B, L, C, H, W)``).
-    Batch ``i`` samples with ``seed + i``. Returns ``{"benchmark", "model", "num_samples", "num_sequences",
-    "clip_length", "values": {"model"|"repeat_start"|"crossfade": {metric: value}}, "seconds", "published"}``.
+    Returns ``({"model"|"repeat_start"|"crossfade": {metric: value}}, clips scored)``; what
+    :func:`vpzoo.leaderboard.run_benchmark` runs for ``point_to_point`` benchmarks.
     """
-    from vpzoo.zoo import load as zoo_load
-
-    if isinstance(model, str):
-        label = model
-        model = zoo_load(model, device=device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    else:
-        label = type(model).__name__
-        if device is not None:
-            model = model.to(device)
-    if "end_frame" not in getattr(model, "predict_options", {}):
-        raise ValueError(f"{label} takes no end_frame: {NAME} scores goal-conditioned models (e.g. p2p)")
-    if model.n_past != 1:
-        raise ValueError(f"{NAME} gives one start frame; {label} needs n_past={model.n_past}")
-    if datamodule is None:
-        from vpzoo.data.smmnist import StochasticMovingMNISTDataModule
-
-        datamodule = StochasticMovingMNISTDataModule(num_digits=2, eval_seq_len=clip_length, num_test=NUM_TEST,
-                                                     eval_batch_size=batch_size, batch_size=batch_size)
-    datamodule.setup("test")
-    total = num_test if num_test is not None else NUM_TEST
     sums: dict[str, dict[str, list[float]]] = {}
-    done, start = 0, time.perf_counter()
-    for i, clips in enumerate(datamodule.test_dataloader()):
-        if done >= total:
+    done = 0
+    for i, clips in enumerate(clip_batches):
+        if num_test is not None and done >= num_test:
             break
-        clips = clips[: total - done].to(model.device)
+        clips = clips[: None if num_test is None else num_test - done].to(model.device)
         samples = model.predict(clips[:, :1], clips.shape[1] - 1, num_samples=num_samples, seed=seed + i,
                                 end_frame=clips[:, -1])
         for who, pred in (("model", samples), ("repeat_start", repeat_start(clips)), ("crossfade", crossfade(clips))):
-            for name, (s, c) in score_point_to_point(pred, clips)["per_clip"].items():
+            for name, (s, c) in score_point_to_point(pred, clips, protocol)["per_clip"].items():
                 acc = sums.setdefault(who, {}).setdefault(name, [0.0, 0])
                 acc[0] += s
                 acc[1] += c
         done += clips.shape[0]
+        if progress is not None:
+            progress(done, num_test if num_test is not None else done)
     values = {who: {name: s / c for name, (s, c) in metrics.items()} for who, metrics in sums.items()}
-    return {"benchmark": NAME, "model": label, "num_samples": num_samples, "num_sequences": done,
-            "clip_length": int(clips.shape[1]) if done else clip_length, "values": values,
-            "seconds": time.perf_counter() - start, "published": PUBLISHED_NOTE}
-
-
-def format_point_to_point_report(result: dict[str, Any]) -> str:
-    """A plain-text table of :func:`run_point_to_point_benchmark`'s result."""
-    names = ("cp_psnr", "cp_ssim", "psnr", "ssim", "diversity")
-    lines = [f"{NAME}: {result['num_sequences']} SM-MNIST test clips of {result['clip_length']} frames, start + end "
-             f"frame given, {result['num_samples']} samples (quality: best of N; control point: mean over samples)",
-             "who            " + "  ".join(f"{n:>9}" for n in names)]
-    for who, values in result["values"].items():
-        cells = [f"{values.get(n, math.nan):9.4f}" for n in names]
-        lines.append(f"{(result['model'] if who == 'model' else who):<15}" + "  ".join(cells))
-    lines.append(result["published"])
-    return "\n".join(lines)
+    return values, done

@@ -117,7 +117,10 @@ _QUEUE_KEYS = {"config": str, "paper_steps": int, "paper_batch": int, "steps_tra
                "priority": int, "data": str}
 _QUEUE_OPTIONAL = {"overrides": dict, "bf16": bool, "other": str}
 _SHIP_BAR_KEYS = {"benchmark": str, "metric": str, "must_beat": list}
-_BASELINES = ("shipped", "copy_last", "black", "crossfade")  # crossfade: smmnist_p2p's start-to-end fade
+#: What a ship bar's ``must_beat`` may name besides numbers: the shipped weights, or a baseline that the bar's benchmark
+#: measures on the same clips (``copy_last``/``black`` for forecasting benchmarks, ``repeat_start``/``crossfade`` for
+#: point-to-point ones: :attr:`vpzoo.leaderboard.Benchmark.baselines`).
+_BASELINES = ("shipped", "copy_last", "black", "repeat_start", "crossfade")
 _TRAINING_KEYS = {"config": str, "steps": int, "hardware": str, "time": str}
 _CONFIG_OF = {"image_size": "image_size", "channels": "channels", "context_frames": "n_past", "future_frames": "n_future"}
 
@@ -687,6 +690,8 @@ PACKAGED_WEIGHTS_BUDGET = 50 * 2**20
 #: Ship-bar metrics that are not per-frame metrics of :mod:`vpzoo.metrics.aggregation` (whose registry says which
 #: way each of those goes): distances and likelihood costs, lower is better.
 _LOWER_IS_BETTER = ("fvd", "mse", "bits_per_dim")
+#: ... and those that go up: the point-to-point control point's PSNR/SSIM and the diversity between samples.
+_HIGHER_IS_BETTER = ("cp_psnr", "cp_ssim", "diversity")
 
 
 def metric_lower_is_better(metric: str) -> bool:
@@ -698,8 +703,10 @@ def metric_lower_is_better(metric: str) -> bool:
         return not _FRAME_METRICS[metric].higher_is_better
     if metric in _LOWER_IS_BETTER:
         return True
+    if metric in _HIGHER_IS_BETTER:
+        return False
     raise ValueError(f"unknown ship-bar metric {metric!r}: expected one of "
-                     f"{sorted(set(_FRAME_METRICS) | set(_LOWER_IS_BETTER))}")
+                     f"{sorted(set(_FRAME_METRICS) | set(_LOWER_IS_BETTER) | set(_HIGHER_IS_BETTER))}")
 
 
 class ReplacementRefusedError(ValueError):
@@ -710,9 +717,9 @@ def check_ship_bar(old: Mapping[str, Any], metrics: list[Mapping[str, Any]]) -> 
     """Whether new ``metrics`` beat the ship bar of entry ``old`` (``queue.ship_bar``); returns a one-line verdict.
 
     ``must_beat`` items: ``shipped`` (the value recorded for the entry's current weights, measured under the same
-    protocol, clips and samples), ``copy_last`` / ``black`` (the baselines the benchmark measured on the same clips,
-    recorded in the new metric record) or a number. Strictly better is required (lower for FVD, LPIPS, summed MSE/BCE and bits/dim:
-    :func:`metric_lower_is_better`).
+    protocol, clips and samples), a baseline (``copy_last``, ``black``, ``repeat_start``, ``crossfade``: what the
+    benchmark measured on the same clips, recorded in the new metric record) or a number. Strictly better is
+    required (lower for FVD, LPIPS, summed MSE/BCE and bits/dim: :func:`metric_lower_is_better`).
 
     Raises:
         ReplacementRefusedError: naming every bar that was not beaten or could not be compared.
@@ -750,7 +757,7 @@ def check_ship_bar(old: Mapping[str, Any], metrics: list[Mapping[str, Any]]) -> 
                 problems.append(f"{metric} {new['value']:.6g} does not beat the shipped weights' {ref['value']:.6g}")
             else:
                 passed.append(f"shipped {ref['value']:.6g}")
-        elif target in ("copy_last", "black"):
+        elif target in _BASELINES:
             if target not in new:
                 problems.append(f"the new {metric} record lacks the {target} baseline")
             elif not better(new["value"], new[target]):

@@ -558,8 +558,11 @@ def save_pretrained(
 _METRIC_FIELDS = {
     "metric": str, "protocol": str, "reduction": str, "num_samples": int, "context_frames": int,
     "predicted_frames": int, "num_sequences": int, "test_set": str, "benchmark": str, "value": float,
-    "copy_last": float, "black": float,
+    "copy_last": float, "black": float, "repeat_start": float, "crossfade": float,
 }
+#: The baselines a metric record may carry (measured by its benchmark on the same clips) and their table labels.
+_RECORD_BASELINES = {"copy_last": "copy_last", "black": "all-black frame", "repeat_start": "repeat start frame",
+                     "crossfade": "start-to-end crossfade"}
 _METRIC_REQUIRED = ("metric", "protocol", "num_samples", "value")
 
 
@@ -570,7 +573,8 @@ def check_metrics(metrics: Any, where: str) -> list[dict[str, Any]]:
     ``num_samples`` (N of best-of-N; 1 for deterministic models), ``value``; optional ``reduction`` (``"best"``,
     ``"mean"``, ``"worst"``), ``context_frames``, ``predicted_frames``, ``num_sequences``, ``test_set`` (which
     clips), ``benchmark`` (the :mod:`vpzoo.leaderboard` protocol that measured it), ``copy_last`` (the copy-last
-    baseline's value under the same protocol), ``black`` (an all-black prediction's value, ditto).
+    baseline's value under the same protocol), ``black`` (an all-black prediction's value, ditto), ``repeat_start``
+    and ``crossfade`` (the point-to-point baselines, ditto).
     """
     if not isinstance(metrics, list):
         raise ValueError(f"{where} must be a list of metric records, got {type(metrics).__name__}")
@@ -601,17 +605,17 @@ def check_metrics(metrics: Any, where: str) -> list[dict[str, Any]]:
 
 def _metrics_table(metrics: list[Mapping[str, Any]]) -> str:
     rows = [
-        "| metric | value | copy_last | all-black frame | protocol | selection | context | predicted | sequences "
+        "| metric | value | baselines on the same clips | protocol | selection | context | predicted | sequences "
         "| test set |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for m in metrics:
         n = m["num_samples"]
         selection = f"{m.get('reduction', 'best')} of {n}" if n > 1 else "single sample"
-        fmt = (lambda v: f"{v:.4f}" if m["metric"] == "ssim" else f"{v:.2f}")
+        fmt = (lambda v: f"{v:.4f}" if m["metric"] in ("ssim", "cp_ssim") else f"{v:.2f}")
+        baselines = "; ".join(f"{label} {fmt(m[key])}" for key, label in _RECORD_BASELINES.items() if key in m)
         rows.append(
-            f"| {m['metric']} | {fmt(m['value'])} | {fmt(m['copy_last']) if 'copy_last' in m else ''} | "
-            f"{fmt(m['black']) if 'black' in m else ''} | "
+            f"| {m['metric']} | {fmt(m['value'])} | {baselines} | "
             f"{m['protocol']} | {selection} | {m.get('context_frames', '')} | {m.get('predicted_frames', '')} | "
             f"{m.get('num_sequences', '')} | {m.get('test_set', '')} |"
         )
