@@ -335,17 +335,23 @@ def test_point_to_point_benchmark_equals_a_direct_metrics_computation():
 
 
 def test_point_to_point_ship_bar_compares_with_the_crossfade_and_the_start_frame():
-    """check_ship_bar reads the point-to-point baselines from the new metric record (p2p_smmnist's bar)."""
-    from vpzoo.zoo.catalog import ReplacementRefusedError, check_ship_bar
+    """p2p_smmnist's ship bar is the issue's rule: intermediate PSNR and SSIM above both baselines and the control
+    point closer to the end frame than the start frame is; check_ship_bar reads the baselines from the records."""
+    from vpzoo.zoo.catalog import ReplacementRefusedError, check_ship_bar, read_queue
 
-    entry = {"name": "p2p_smmnist", "status": "planned",
-             "queue": {"ship_bar": {"benchmark": "smmnist_p2p", "metric": "psnr",
-                                    "must_beat": ["repeat_start", "crossfade"]}}}
-    record = {"metric": "psnr", "benchmark": "smmnist_p2p", "protocol": "standard", "num_samples": 5,
-              "value": 15.0, "repeat_start": 12.0, "crossfade": 14.0}
-    assert "crossfade 14" in check_ship_bar(entry, [record])
-    with pytest.raises(ReplacementRefusedError, match="does not beat crossfade's 16"):
-        check_ship_bar(entry, [{**record, "crossfade": 16.0}])
+    entry = read_queue()["p2p_smmnist"]
+    common = {"benchmark": "smmnist_p2p", "protocol": "standard", "num_samples": 5}
+    records = [dict(common, metric="psnr", value=15.0, repeat_start=12.0, crossfade=14.0),
+               dict(common, metric="ssim", value=0.80, repeat_start=0.70, crossfade=0.75),
+               dict(common, metric="cp_psnr", value=20.0, repeat_start=12.5, crossfade=100.0)]
+    verdict = check_ship_bar(entry, records)
+    assert "psnr 15 beats repeat_start 12, crossfade 14" in verdict and "cp_psnr 20 beats repeat_start 12.5" in verdict
+    with pytest.raises(ReplacementRefusedError, match="psnr .*15 does not beat crossfade's 16"):
+        check_ship_bar(entry, [dict(records[0], crossfade=16.0), *records[1:]])
+    with pytest.raises(ReplacementRefusedError, match="cp_psnr .*12 does not beat repeat_start's 12.5"):
+        check_ship_bar(entry, [*records[:2], dict(records[2], value=12.0)])
+    with pytest.raises(ReplacementRefusedError, match="no ssim measured by benchmark 'smmnist_p2p'"):
+        check_ship_bar(entry, [records[0], records[2]])
 
 
 def test_benchmark_command_describes_the_protocol_and_has_no_guessed_numbers(capsys):

@@ -319,7 +319,7 @@ def _print_queue(pattern: str) -> None:
     """The training queue (`vpzoo list --all`): every entry with a recipe, shipped or planned, with its progress."""
     import fnmatch
 
-    from vpzoo.zoo.catalog import queue_progress, read_queue
+    from vpzoo.zoo.catalog import describe_ship_bar, queue_progress, read_queue
 
     queue = [e for n, e in read_queue().items() if fnmatch.fnmatch(n, pattern)]
     print("\ntraining queue (vpzoo train-checkpoint NAME --max-minutes M --out DIR):")
@@ -329,7 +329,7 @@ def _print_queue(pattern: str) -> None:
         bar = q["ship_bar"]
         rows.append((str(q["priority"]), e["name"], e.get("status", "shipped"), queue_progress(e),
                      str(q["paper_batch"]), q["config"],
-                     f"{bar['metric']} on {bar['benchmark']} beats {', '.join(map(str, bar['must_beat']))}"))
+                     describe_ship_bar(bar)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  " + "  ".join(c.ljust(w) for c, w in zip(r[:-1], widths)) + "  " + r[-1])

@@ -48,7 +48,8 @@ only ``name``, ``model``, ``dataset``, ``status``, ``queue`` (optional ``license
           paper_steps: 180000             # the paper's schedule
           paper_batch: 100
           steps_trained: 0                # steps of the shipped weights so far
-          ship_bar: {benchmark: bair_fvd, metric: fvd, must_beat: [shipped, copy_last]}
+          ship_bar: {benchmark: bair_fvd, metric: fvd, must_beat: [shipped, copy_last],
+                     also: [{metric: ssim, must_beat: [copy_last]}]}   # optional: more conditions, all must hold
           priority: 1                     # 1 first
           data: "vpzoo data prepare bair --root data/bair (the 30 GB tar from rail.eecs.berkeley.edu)"
           bf16: true                      # optional (default true): bf16-mixed autocast is safe for this model
@@ -92,6 +93,8 @@ __all__ = [
     "make_checkpoint_entry",
     "add_checkpoint",
     "check_ship_bar",
+    "describe_ship_bar",
+    "ship_bar_conditions",
     "ReplacementRefusedError",
     "PACKAGED_WEIGHTS_BUDGET",
 ]
@@ -117,6 +120,9 @@ _QUEUE_KEYS = {"config": str, "paper_steps": int, "paper_batch": int, "steps_tra
                "priority": int, "data": str}
 _QUEUE_OPTIONAL = {"overrides": dict, "bf16": bool, "other": str}
 _SHIP_BAR_KEYS = {"benchmark": str, "metric": str, "must_beat": list}
+#: ``ship_bar.also``: further conditions on other metrics of the same benchmark, each ``{metric, must_beat}``.
+_SHIP_BAR_OPTIONAL = {"also": list}
+_SHIP_CONDITION_KEYS = {"metric": str, "must_beat": list}
 #: What a ship bar's ``must_beat`` may name besides numbers: the shipped weights, or a baseline that the bar's benchmark
 #: measures on the same clips (``copy_last``/``black`` for forecasting benchmarks, ``repeat_start``/``crossfade`` for
 #: point-to-point ones: :attr:`vpzoo.leaderboard.Benchmark.baselines`).
@@ -318,15 +324,30 @@ def _queue_problems(queue: Mapping[str, Any], where: str) -> list[str]:
                             f"(e.g. trainer.limit_val_batches), got {key!r}")
     bar = queue["ship_bar"]
     bar_problems = _check_types(bar, _SHIP_BAR_KEYS, f"{where}.ship_bar", required=True)
-    extra = sorted(set(bar) - set(_SHIP_BAR_KEYS))
+    bar_problems += _check_types(bar, _SHIP_BAR_OPTIONAL, f"{where}.ship_bar", required=False)
+    extra = sorted(set(bar) - set(_SHIP_BAR_KEYS) - set(_SHIP_BAR_OPTIONAL))
     if extra:
         bar_problems.append(f"{where}.ship_bar: unknown keys {extra}")
-    if not bar_problems:
-        bad = [b for b in bar["must_beat"] if not (b in _BASELINES or (isinstance(b, (int, float))
-                                                                        and not isinstance(b, bool)))]
-        if bad or not bar["must_beat"]:
-            bar_problems.append(f"{where}.ship_bar.must_beat lists what the new weights must beat: some of "
-                                f"{list(_BASELINES)} or numbers, got {bar['must_beat']!r}")
+    if bar_problems:
+        return problems + bar_problems
+    conditions = [(f"{where}.ship_bar", bar)]
+    for i, cond in enumerate(bar.get("also", [])):
+        at = f"{where}.ship_bar.also[{i}]"
+        if not isinstance(cond, Mapping):
+            bar_problems.append(f"{at} must be a mapping {{metric, must_beat}}, got {cond!r}")
+            continue
+        cond_problems = _check_types(cond, _SHIP_CONDITION_KEYS, at, required=True)
+        if set(cond) - set(_SHIP_CONDITION_KEYS):
+            cond_problems.append(f"{at}: unknown keys {sorted(set(cond) - set(_SHIP_CONDITION_KEYS))}")
+        bar_problems += cond_problems
+        if not cond_problems:
+            conditions.append((at, cond))
+    for at, cond in conditions:
+        bad = [b for b in cond["must_beat"] if not (b in _BASELINES or (isinstance(b, (int, float))
+                                                                         and not isinstance(b, bool)))]
+        if bad or not cond["must_beat"]:
+            bar_problems.append(f"{at}.must_beat lists what the new weights must beat: some of "
+                                f"{list(_BASELINES)} or numbers, got {cond['must_beat']!r}")
     return problems + bar_problems
 
 
@@ -713,13 +734,26 @@ class ReplacementRefusedError(ValueError):
     """New weights that do not beat an entry's ship bar (``vpzoo add-checkpoint --replace``)."""
 
 
+def ship_bar_conditions(bar: Mapping[str, Any]) -> list[tuple[str, list[Any]]]:
+    """The ``(metric, must_beat)`` conditions of a ship bar: its ``metric`` first, then those of ``also``."""
+    return [(bar["metric"], list(bar["must_beat"]))] + [(c["metric"], list(c["must_beat"])) for c in bar.get("also", [])]
+
+
+def describe_ship_bar(bar: Mapping[str, Any]) -> str:
+    """One line: ``"psnr beats repeat_start, crossfade; ssim beats ... on smmnist_p2p"``."""
+    conds = "; ".join(f"{m} beats {', '.join(map(str, beat))}" for m, beat in ship_bar_conditions(bar))
+    return f"{conds} on {bar['benchmark']}"
+
+
 def check_ship_bar(old: Mapping[str, Any], metrics: list[Mapping[str, Any]]) -> str:
     """Whether new ``metrics`` beat the ship bar of entry ``old`` (``queue.ship_bar``); returns a one-line verdict.
 
-    ``must_beat`` items: ``shipped`` (the value recorded for the entry's current weights, measured under the same
-    protocol, clips and samples), a baseline (``copy_last``, ``black``, ``repeat_start``, ``crossfade``: what the
-    benchmark measured on the same clips, recorded in the new metric record) or a number. Strictly better is
-    required (lower for FVD, LPIPS, summed MSE/BCE and bits/dim: :func:`metric_lower_is_better`).
+    Every condition must hold: the bar's ``metric`` against its ``must_beat``, and each ``{metric, must_beat}`` of
+    its optional ``also`` list (other metrics of the same benchmark, e.g. SSIM beside MSE, or a point-to-point
+    control point). ``must_beat`` items: ``shipped`` (the value recorded for the entry's current weights, measured
+    under the same protocol, clips and samples), a baseline (``copy_last``, ``black``, ``repeat_start``,
+    ``crossfade``: what the benchmark measured on the same clips, recorded in the new metric record) or a number.
+    Strictly better is required (lower for FVD, LPIPS, summed MSE/BCE and bits/dim: :func:`metric_lower_is_better`).
 
     Raises:
         ReplacementRefusedError: naming every bar that was not beaten or could not be compared.
@@ -729,50 +763,57 @@ def check_ship_bar(old: Mapping[str, Any], metrics: list[Mapping[str, Any]]) -> 
     if bar is None:
         raise ReplacementRefusedError(f"{name!r} has no queue.ship_bar, so there is nothing to compare new weights "
                                       "against; add its queue recipe first")
-    metric, bench = bar["metric"], bar["benchmark"]
-    found = [m for m in metrics if m.get("metric") == metric and m.get("benchmark") == bench]
-    if not found:
-        raise ReplacementRefusedError(
-            f"{name!r}: the new metrics hold no {metric} measured by benchmark {bench!r} (its ship bar); measure "
-            f"them with `vpzoo benchmark {bench} --checkpoint DIR --json DIR/benchmark.json`")
-    new = found[0]
-    lower = metric_lower_is_better(metric)
-    better = (lambda a, b: a < b) if lower else (lambda a, b: a > b)
-    problems, passed = [], []
-    for target in bar["must_beat"]:
-        if target == "shipped":
-            if old.get("status") == "planned":
-                continue
-            recorded = [m for m in old.get("metrics", []) if m.get("metric") == metric and m.get("benchmark") == bench]
-            if not recorded:
-                problems.append(f"the shipped weights have no {metric} on {bench} recorded, so they cannot be compared")
-                continue
-            ref = recorded[0]
-            keys = ("protocol", "num_samples", "num_sequences", "context_frames", "predicted_frames", "reduction")
-            differ = [f"{k} {ref.get(k)!r} vs {new.get(k)!r}" for k in keys if ref.get(k) != new.get(k)]
-            if differ:
-                problems.append(f"not measured like the shipped weights ({'; '.join(differ)}): rerun the benchmark "
-                                "with the same settings")
-            elif not better(new["value"], ref["value"]):
-                problems.append(f"{metric} {new['value']:.6g} does not beat the shipped weights' {ref['value']:.6g}")
+    bench = bar["benchmark"]
+    problems, verdicts = [], []
+    for metric, must_beat in ship_bar_conditions(bar):
+        found = [m for m in metrics if m.get("metric") == metric and m.get("benchmark") == bench]
+        if not found:
+            problems.append(f"the new metrics hold no {metric} measured by benchmark {bench!r} (its ship bar); "
+                            f"measure them with `vpzoo benchmark {bench} --checkpoint DIR --json DIR/benchmark.json`")
+            continue
+        new = found[0]
+        lower = metric_lower_is_better(metric)
+        better = (lambda a, b: a < b) if lower else (lambda a, b: a > b)
+        where = f"{metric} ({'lower' if lower else 'higher'} is better)"
+        passed = []
+        for target in must_beat:
+            if target == "shipped":
+                if old.get("status") == "planned":
+                    continue
+                recorded = [m for m in old.get("metrics", [])
+                            if m.get("metric") == metric and m.get("benchmark") == bench]
+                if not recorded:
+                    problems.append(f"the shipped weights have no {metric} on {bench} recorded, so they cannot be "
+                                    "compared")
+                    continue
+                ref = recorded[0]
+                keys = ("protocol", "num_samples", "num_sequences", "context_frames", "predicted_frames", "reduction")
+                differ = [f"{k} {ref.get(k)!r} vs {new.get(k)!r}" for k in keys if ref.get(k) != new.get(k)]
+                if differ:
+                    problems.append(f"{metric} not measured like the shipped weights ({'; '.join(differ)}): rerun "
+                                    "the benchmark with the same settings")
+                elif not better(new["value"], ref["value"]):
+                    problems.append(f"{where} {new['value']:.6g} does not beat the shipped weights' "
+                                    f"{ref['value']:.6g}")
+                else:
+                    passed.append(f"shipped {ref['value']:.6g}")
+            elif target in _BASELINES:
+                if target not in new:
+                    problems.append(f"the new {metric} record lacks the {target} baseline")
+                elif not better(new["value"], new[target]):
+                    problems.append(f"{where} {new['value']:.6g} does not beat {target}'s {new[target]:.6g}")
+                else:
+                    passed.append(f"{target} {new[target]:.6g}")
+            elif not better(new["value"], float(target)):
+                problems.append(f"{where} {new['value']:.6g} does not beat the bar {target}")
             else:
-                passed.append(f"shipped {ref['value']:.6g}")
-        elif target in _BASELINES:
-            if target not in new:
-                problems.append(f"the new {metric} record lacks the {target} baseline")
-            elif not better(new["value"], new[target]):
-                problems.append(f"{metric} {new['value']:.6g} does not beat {target}'s {new[target]:.6g}")
-            else:
-                passed.append(f"{target} {new[target]:.6g}")
-        elif not better(new["value"], float(target)):
-            problems.append(f"{metric} {new['value']:.6g} does not beat the bar {target}")
-        else:
-            passed.append(f"{target}")
+                passed.append(f"{target}")
+        verdicts.append(f"{metric} {new['value']:.6g} beats " + ", ".join(passed))
     if problems:
         raise ReplacementRefusedError(
-            f"refusing to replace {name!r}: on {bench} ({'lower' if lower else 'higher'} {metric} is better) "
-            + "; ".join(problems) + ". The registry and the shipped weights are unchanged.")
-    return f"{name}: {metric} {new['value']:.6g} on {bench} beats " + ", ".join(passed)
+            f"refusing to replace {name!r}: on {bench} " + "; ".join(problems)
+            + ". The registry and the shipped weights are unchanged.")
+    return f"{name} on {bench}: " + "; ".join(verdicts)
 
 
 def _file_weights(entry: Mapping[str, Any], base: Path) -> list[Path]:
