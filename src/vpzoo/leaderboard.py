@@ -79,6 +79,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, Union
 import torch
 
 from vpzoo.metrics import SampleAggregatedMetric, get_protocol
+from vpzoo.zoo.format import BASELINE_LABELS
 
 __all__ = [
     "PublishedResult",
@@ -260,8 +261,6 @@ def _reduction(bench: Benchmark, metric: str) -> Optional[str]:
 
 
 _BENCHMARKS: dict[str, Benchmark] = {}
-_BASELINE_LABELS = {"copy_last": "copy_last", "black": "all-black frame", "repeat_start": "repeat start frame",
-                    "crossfade": "start-to-end crossfade"}
 
 
 def register_benchmark(benchmark: Benchmark) -> Benchmark:
@@ -531,7 +530,7 @@ def format_report(
                          "vpzoo checkpoints.yaml"))
         for who in bench.baselines:
             if rec.get(who):
-                lines.append(row(f"  {_BASELINE_LABELS[who]}", 1, rec["num_sequences"], rec[who],
+                lines.append(row(f"  {BASELINE_LABELS[who]}", 1, rec["num_sequences"], rec[who],
                                  "vpzoo checkpoints.yaml"))
     for res in measured:
         lines.append(row(res.model, res.num_samples, res.num_sequences, res.values["model"],
@@ -541,7 +540,7 @@ def format_report(
                              "measured now"))
         for who in bench.baselines:
             if res.values.get(who):
-                lines.append(row(f"  {_BASELINE_LABELS[who]}", 1, res.num_sequences, res.values[who], "measured now"))
+                lines.append(row(f"  {BASELINE_LABELS[who]}", 1, res.num_sequences, res.values[who], "measured now"))
     if not (bench.published or recorded or measured):
         lines.append("  (no published, recorded or measured numbers yet)")
     return "\n".join(lines)

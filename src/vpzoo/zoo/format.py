@@ -560,8 +560,9 @@ _METRIC_FIELDS = {
     "predicted_frames": int, "num_sequences": int, "test_set": str, "benchmark": str, "value": float,
     "copy_last": float, "black": float, "repeat_start": float, "crossfade": float,
 }
-#: The baselines a metric record may carry (measured by its benchmark on the same clips) and their table labels.
-_RECORD_BASELINES = {"copy_last": "copy_last", "black": "all-black frame", "repeat_start": "repeat start frame",
+#: The baselines a metric record may carry (measured by its benchmark on the same clips) and their table labels
+#: (model cards here, benchmark reports in vpzoo.leaderboard).
+BASELINE_LABELS = {"copy_last": "copy_last", "black": "all-black frame", "repeat_start": "repeat start frame",
                      "crossfade": "start-to-end crossfade"}
 _METRIC_REQUIRED = ("metric", "protocol", "num_samples", "value")
 
@@ -613,7 +614,7 @@ def _metrics_table(metrics: list[Mapping[str, Any]]) -> str:
         n = m["num_samples"]
         selection = f"{m.get('reduction', 'best')} of {n}" if n > 1 else "single sample"
         fmt = (lambda v: f"{v:.4f}" if m["metric"] in ("ssim", "cp_ssim") else f"{v:.2f}")
-        baselines = "; ".join(f"{label} {fmt(m[key])}" for key, label in _RECORD_BASELINES.items() if key in m)
+        baselines = "; ".join(f"{label} {fmt(m[key])}" for key, label in BASELINE_LABELS.items() if key in m)
         rows.append(
             f"| {m['metric']} | {fmt(m['value'])} | {baselines} | "
             f"{m['protocol']} | {selection} | {m.get('context_frames', '')} | {m.get('predicted_frames', '')} | "
