@@ -255,6 +255,32 @@ def test_loss_falls_when_overfitting_one_batch(cls):
     assert np.mean(mses[-3:]) < 0.4 * np.mean(mses[:3])
 
 
+def test_lr_decay_step_drops_the_learning_rate_from_that_global_step():
+    """The optional ×0.1 drop (not in the code) is set from ``global_step`` before every batch: a trainer that starts
+    at step 0 uses lr, lr, then lr/10 from step 2 on; without the option the lr stays constant (the code)."""
+    import lightning.pytorch as pl
+
+    class RecordLR(pl.Callback):
+        def __init__(self) -> None:
+            self.lrs: list[float] = []
+
+        def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:  # noqa: ANN001
+            self.lrs.append(optimizer.param_groups[0]["lr"])
+
+    data = torch.utils.data.DataLoader(squares(8, 3), batch_size=2)
+    for decay, expected in ((2, [1e-3, 1e-3, 1e-4, 1e-4]), (None, [1e-3] * 4)):
+        record = RecordLR()
+        trainer = pl.Trainer(max_steps=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                             enable_model_summary=False, callbacks=[record], accelerator="cpu")
+        trainer.fit(tiny(method="rk4", lr=1e-3, lr_decay_step=decay), data)
+        assert record.lrs == pytest.approx(expected)
+    model = tiny(lr=1e-3, lr_decay_step=5)
+    assert model.lr_at(4) == 1e-3 and model.lr_at(5) == pytest.approx(1e-4)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="lr_decay_step must be None or an integer >= 1"):
+            tiny(lr_decay_step=bad)
+
+
 # ------------------------------------------------------------------------------------------------ times
 @pytest.mark.parametrize("cls", [EncODEDec, EncODEDecDet])
 def test_times_at_integers_equal_n_future_and_interpolate_between_frames(cls):

@@ -29,7 +29,8 @@ Two variants, as in the paper and the code:
 
 Both: ODE function Linear(latent → hidden), ELU, Linear(hidden → hidden), ELU, Linear(hidden → latent), autonomous
 (t is ignored); decoder Linear(latent → hidden), ReLU, Linear(hidden → 4·4·C), 4 upsampling ResBlocks to the image
-channels, tanh (frames live in [-1, 1] inside the model, ``x·2 - 1``); Adam(lr 1e-4), no schedule, PyTorch's default
+channels, tanh (frames live in [-1, 1] inside the model, ``x·2 - 1``); Adam(lr 1e-4), no schedule (``lr_decay_step``,
+not in the code, drops it ×0.1 for CPU recipes), PyTorch's default
 init. Time grid ``t_i = i / 19`` (``linspace(0, 1, 20)`` in the code; ``time_scale`` = 19 frames per unit time):
 training reconstructs the ``n_past`` context frames at ``t = 0 … (n_past-1)/19`` (the code trains on reconstruction
 only), prediction extrapolates to ``t = (n_past - 1 + k)/19``. The solver is ``torchdiffeq.odeint`` with its
@@ -282,6 +283,9 @@ class EncODEDec(VideoPredictionModel):
         step_size: step of a fixed-grid solver in ODE time units (None: step between the requested times only).
         adjoint: train with ``odeint_adjoint`` (O(1) memory in the solver steps; the code's ``--adjoint``).
         lr: Adam learning rate (1e-4).
+        lr_decay_step: multiply the learning rate by 0.1 from this global step on (None: constant, as the code). Not
+            in the code: an option for CPU recipes that train at a higher lr; it is applied from ``global_step``
+            before every batch, so it also takes effect when resuming a run saved without it.
         val_num_samples, metric_protocol, val_seed: see :class:`~vpzoo.models.base.VideoPredictionModel`.
     """
 
@@ -317,6 +321,7 @@ class EncODEDec(VideoPredictionModel):
         step_size: Optional[float] = None,
         adjoint: bool = False,
         lr: float = 1e-4,
+        lr_decay_step: Optional[int] = None,
         val_num_samples: int = 1,
         metric_protocol: str = "standard",
         val_seed: int = 0,
@@ -332,6 +337,9 @@ class EncODEDec(VideoPredictionModel):
         for name, value in (("recon_sigma", recon_sigma), ("lr", lr)):
             if not value > 0:
                 raise ValueError(f"{name} must be > 0, got {value}")
+        if lr_decay_step is not None and (isinstance(lr_decay_step, bool) or not isinstance(lr_decay_step, int)
+                                          or lr_decay_step < 1):
+            raise ValueError(f"lr_decay_step must be None or an integer >= 1, got {lr_decay_step!r}")
         args = (channels, image_size, res_channels, hidden, latent_dim, skip_level)
         self.encoder = RNNLatentEncoder(*args) if self.encoder_kind == "rnn" else FrameLatentEncoder(*args)
         self.ode_func = ODEFunc(latent_dim, hidden)
@@ -451,7 +459,18 @@ class EncODEDec(VideoPredictionModel):
             self.log("train/nfe_backward", float(self.ode_func.nfe))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)
+        return torch.optim.Adam(self.parameters(), lr=self.lr_at(self.global_step))
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate of global step ``step``: ``lr``, times 0.1 from ``lr_decay_step`` on."""
+        decay = self.hparams.get("lr_decay_step")
+        return self.hparams.lr * (0.1 if decay is not None and step >= decay else 1.0)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        lr = self.lr_at(self.global_step)
+        for optimizer in self.trainer.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = lr
 
     # ------------------------------------------------------------------------------------------- sampling
     def check_predict_options(self, context: Tensor, n_future: int, **options: Any) -> dict[str, Any]:
@@ -563,6 +582,7 @@ class EncODEDecDet(EncODEDec):
         step_size: Optional[float] = None,
         adjoint: bool = False,
         lr: float = 1e-4,
+        lr_decay_step: Optional[int] = None,
         metric_protocol: str = "standard",
         val_seed: int = 0,
     ) -> None:
@@ -576,7 +596,7 @@ class EncODEDecDet(EncODEDec):
             image_size=image_size, channels=channels, n_past=n_past, n_future=n_future, res_channels=res_channels,
             hidden=hidden, latent_dim=latent_dim, skip_level=skip_level, recon_sigma=recon_sigma,
             time_scale=time_scale, method=method, rtol=rtol, atol=atol, step_size=step_size, adjoint=adjoint, lr=lr,
-            val_num_samples=1, metric_protocol=metric_protocol, val_seed=val_seed,
+            lr_decay_step=lr_decay_step, val_num_samples=1, metric_protocol=metric_protocol, val_seed=val_seed,
         )
 
     def encode_frames(self, frames: Tensor) -> tuple[Tensor, Optional[Tensor]]:
