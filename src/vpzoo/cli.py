@@ -219,7 +219,9 @@ def _lightning_cli(args: list[str]) -> None:
             if isinstance(exception, SIGTERMException):
                 folder = getattr(trainer.checkpoint_callback, "dirpath", None) or trainer.default_root_dir
                 self.dirpath = os.fspath(folder)
-                super().on_exception(trainer, pl_module, exception)
+                # the full state (optimiser, loops) to resume from; explicit, so Lightning does not log that it
+                # "defaulted weights_only to False" (a note about what it saves, not about loading)
+                trainer.save_checkpoint(self.ckpt_path, weights_only=False)
                 print(f"vpzoo: stopped by SIGTERM at step {trainer.global_step}; checkpoint saved to {self.ckpt_path} "
                       f"(resume with --ckpt_path {self.ckpt_path})", file=sys.stderr)
 

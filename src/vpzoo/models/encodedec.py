@@ -284,8 +284,9 @@ class EncODEDec(VideoPredictionModel):
         adjoint: train with ``odeint_adjoint`` (O(1) memory in the solver steps; the code's ``--adjoint``).
         lr: Adam learning rate (1e-4).
         lr_decay_step: multiply the learning rate by 0.1 from this global step on (None: constant, as the code). Not
-            in the code: an option for CPU recipes that train at a higher lr; it is applied from ``global_step``
-            before every batch, so it also takes effect when resuming a run saved without it.
+            in the code: an option for CPU recipes that train at a higher lr. The rate is set from ``global_step``
+            before every batch, so the configured ``lr`` and drop also win over the rate saved in a resumed
+            checkpoint (Adam's moments are kept), as for SVG and P2P.
         val_num_samples, metric_protocol, val_seed: see :class:`~vpzoo.models.base.VideoPredictionModel`.
     """
 
