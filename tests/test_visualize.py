@@ -210,3 +210,42 @@ def test_write_prediction_shows_and_checks_the_end_frame(clip, tmp_path):
         with pytest.raises(error, match=match):
             write_prediction(tmp_path / "bad.gif", context, samples, target, end_frame=bad)
         assert not (tmp_path / "bad.gif").exists() and not (tmp_path / "bad.png").exists()
+
+
+def test_slow_motion_shows_the_truth_and_scores_at_whole_frames(clip, tmp_path):
+    """steps_per_frame K (``vpzoo predict --fps-factor K``): columns numbered in frame units, the ground truth beside
+    every K-th sample frame (the others blank), metrics of the whole frames only."""
+    context, samples, target = clip
+    k = 2
+    fine = samples.repeat_interleave(k, dim=1)  # (N, T_F * 2, ...): frame j at time (j + 1)/2
+    fine[:, 0::2] = 1 - fine[:, 0::2]  # the half-interval frames differ from the whole ones
+    scores = prediction_scores(context, samples, target)
+    grid, boxes = prediction_grid(context, fine, target, return_boxes=True, steps_per_frame=k)
+    for label in ("3.5", "4", "4.5", "5", "6.5", "7"):
+        assert_label(grid, boxes, label, align="center")
+    assert "3" in boxes and "8" not in boxes
+    assert_label(grid, boxes, "2 predicted frames per frame interval: ground truth and metrics at the whole frames")
+    best = " (best PSNR)" if scores.best("psnr")[0] == 0 else ""  # the row's metrics are those of the whole frames
+    assert_label(grid, boxes, f"sample 1{best}\nPSNR {scores.psnr[0].mean():.1f} dB\nSSIM {scores.ssim[0].mean():.3f}")
+    bare = prediction_grid(context, fine, target, labels=False, steps_per_frame=k)
+    panel = 20
+    truth_row = bare[:panel]
+    for j in range(T_F * k):
+        x = (T_C + j) * panel
+        inner = truth_row[2:18, x + 2:x + 18, 0]
+        if (j + 1) % k:
+            assert (inner == 45).all()  # no ground truth at a half interval
+        else:
+            np.testing.assert_allclose(inner / 255, target[(j + 1) // k - 1, 0].numpy(), atol=1 / 255)
+    frames, gif_boxes = prediction_gif_frames(context, fine, target, return_boxes=True, steps_per_frame=k)
+    assert frames.shape[0] == T_C + T_F * k
+    assert_label(frames[T_C], gif_boxes[T_C], f"frame 3.5 of {T_C + T_F}: predicted")
+    assert_label(frames[T_C + 1], gif_boxes[T_C + 1], f"frame 4 of {T_C + T_F}: predicted")
+    gif, png = write_prediction(tmp_path / "slow.gif", context, fine, target, steps_per_frame=k,
+                                plot_path=tmp_path / "plot.png")
+    assert np.array_equal(np.asarray(Image.open(png).convert("RGB")),
+                          prediction_grid(context, fine, target, scores=scores, steps_per_frame=k))
+    with pytest.raises(ValueError, match="not a whole number of frame intervals"):
+        prediction_grid(context, fine[:, :-1], target, steps_per_frame=k)
+    with pytest.raises(ValueError, match="steps_per_frame must be an integer >= 1"):
+        write_prediction(tmp_path / "x.gif", context, fine, target, steps_per_frame=0)

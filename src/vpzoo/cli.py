@@ -415,7 +415,7 @@ def _predict(args: list[str]) -> int:
     import torch
 
     import vpzoo
-    from vpzoo.zoo.visualize import prediction_scores, write_prediction
+    from vpzoo.zoo.visualize import prediction_scores, whole_frames, write_prediction
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if opts.device == "auto" else opts.device
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -478,13 +478,11 @@ def _predict(args: list[str]) -> int:
         times = [i / k_fps for i in range(1, opts.n_future * k_fps + 1)]
         shown = model.predict(context, len(times), num_samples=opts.num_samples, seed=opts.seed, times=times,
                               **options)
-        pred = shown[:, :, k_fps - 1::k_fps]
+        pred = whole_frames(shown[0], k_fps)[None]
     samples = pred[0].cpu()
     scores = prediction_scores(context, samples, target, model.metric_protocol) if len(target) else None
     plot = None
-    if opts.plot:
-        if k_fps > 1:
-            parser.error("--plot draws the metrics of whole frames; leave out --fps-factor to use it")
+    if opts.plot:  # the metrics of the whole frames (with --fps-factor too)
         if scores is None:
             parser.error(f"--plot compares the samples with the ground truth, but {source} has no frames after the "
                          f"{n_ctx} context frames: pass a longer clip")
@@ -492,9 +490,9 @@ def _predict(args: list[str]) -> int:
     rate = f" at {k_fps}x the frame rate ({shown.shape[2]} frames)" if k_fps > 1 else ""
     title = (f"{opts.model}: {n_ctx} context frames of {source} -> {opts.num_samples} sample(s) of {opts.n_future} "
              f"frames{rate} (seed {opts.seed})")
-    gif, png = write_prediction(opts.out, context, shown[0].cpu(), target if len(target) and k_fps == 1 else None,
-                                png_path=opts.grid, fps=opts.fps, scores=scores if k_fps == 1 else None, title=title,
-                                plot_path=plot, end_frame=options.get("end_frame"))
+    gif, png = write_prediction(opts.out, context, shown[0].cpu(), target if len(target) else None,
+                                png_path=opts.grid, fps=opts.fps, scores=scores, title=title, plot_path=plot,
+                                end_frame=options.get("end_frame"), steps_per_frame=k_fps)
     print(f"{opts.model} ({type(model).__name__}, {model.device}): {n_ctx} context frames of {source} -> "
           f"{opts.num_samples} sample(s) of {opts.n_future} frames{rate} (seed {opts.seed})")
     if scores is not None:

@@ -6,7 +6,9 @@ says which frame it shows; a caption under both gives the metrics against the gr
 coloured border: green = context frame (given to the model), blue = ground-truth future frame, red = predicted
 frame, dark grey = not available (no ground truth that far), orange = the target end frame of a goal-conditioned
 model (P2P), shown when given as one more column of the grid / panel of the GIF, labelled "end frame (target)".
-Text uses Pillow's default font.
+A continuous-time prediction at ``steps_per_frame`` = K frames per frame interval (``vpzoo predict --fps-factor K``)
+numbers its columns in frame units (10.25, 10.5, ...), shows the ground truth at the whole frames only and scores
+those. Text uses Pillow's default font.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "render_label",
     "write_prediction",
     "write_metrics_plot",
+    "whole_frames",
 ]
 
 _CONTEXT, _TRUTH, _PRED, _BLANK = (40, 170, 40), (40, 90, 220), (210, 40, 40), (45, 45, 45)
@@ -87,8 +90,11 @@ def prediction_scores(
 
 
 def _caption(scores: PredictionScores | None, num_samples: int, title: str | None,
-             end_frame: bool = False) -> list[str]:
+             end_frame: bool = False, steps_per_frame: int = 1) -> list[str]:
     lines = [title] if title else []
+    if steps_per_frame > 1:
+        lines.append(f"{steps_per_frame} predicted frames per frame interval: ground truth and metrics at the whole "
+                     "frames")
     if scores is None:
         lines.append("no ground truth for the predicted frames: no metrics")
     else:
@@ -186,6 +192,30 @@ def _check_end_frame(end_frame: Tensor | None, context: Tensor) -> np.ndarray | 
     return _check(end_frame[None], end_frame[None, None], None)[0][0]
 
 
+def _check_steps(steps_per_frame: int, samples: Tensor) -> int:
+    if isinstance(steps_per_frame, bool) or not isinstance(steps_per_frame, int) or steps_per_frame < 1:
+        raise ValueError(f"steps_per_frame must be an integer >= 1, got {steps_per_frame!r}")
+    if samples.shape[1] % steps_per_frame:
+        raise ValueError(f"samples hold {samples.shape[1]} frames, not a whole number of frame intervals of "
+                         f"{steps_per_frame} frames (steps_per_frame)")
+    return steps_per_frame
+
+
+def _truth_index(k: int, steps_per_frame: int) -> int | None:
+    """The ground-truth frame shown beside predicted column ``k`` (0-based): the one at the same time, if whole."""
+    return (k + 1) // steps_per_frame - 1 if (k + 1) % steps_per_frame == 0 else None
+
+
+def _time_label(t_c: int, k: int, steps_per_frame: int) -> str:
+    """Predicted column ``k``'s 1-based frame number: ``t_c + (k + 1)/K`` (``10.25`` at 4x after 10 context frames)."""
+    return f"{t_c + (k + 1) / steps_per_frame:g}"
+
+
+def whole_frames(samples: Tensor, steps_per_frame: int = 1) -> Tensor:
+    """The frames of ``samples`` ``(N, T_f·K, C, H, W)`` at whole frame intervals: ``(N, T_f, C, H, W)``."""
+    return samples[:, steps_per_frame - 1::steps_per_frame]
+
+
 def _framed(img: np.ndarray | None, color: tuple[int, int, int], h: int, w: int, b: int, scale: int) -> np.ndarray:
     out = np.empty((h * scale + 2 * b, w * scale + 2 * b, 3), dtype=np.uint8)
     out[:] = color
@@ -217,6 +247,7 @@ def prediction_gif_frames(
     scale: int | None = None,
     return_boxes: bool = False,
     end_frame: Tensor | None = None,
+    steps_per_frame: int = 1,
 ) -> np.ndarray | tuple[np.ndarray, list[dict[str, tuple[int, int, int, int]]]]:
     """Animation frames: panel 0 is the real clip (context, then ground truth), panels 1..N the samples, and with
     ``end_frame`` panel N + 1 the target end frame (orange border, labelled "end frame (target)") in every frame.
@@ -237,6 +268,9 @@ def prediction_gif_frames(
             name under the key ``"panel i"``).
         end_frame: ``(C, H, W)`` in [0, 1], the target end frame of a goal-conditioned model (same shape as the
             context frames), shown as one more panel at the right, set apart by a small gap when labelled.
+        steps_per_frame: K predicted frames per frame interval (a continuous-time model's slow motion): sample
+            frame ``k`` is at time ``(k + 1)/K`` after the last context frame; ``target`` holds whole frames, shown
+            (and scored) beside the samples at whole times only.
 
     Returns:
         uint8 ``(T_c + T_f, height, width, 3)``; without labels and scale 1 ``(T_c + T_f, H + 2b, (N + 1) (W + 2b),
@@ -244,15 +278,17 @@ def prediction_gif_frames(
     """
     ctx, smp, tgt = _check(context, samples, target)
     goal = _check_end_frame(end_frame, context)
+    k_steps = _check_steps(steps_per_frame, samples)
     n, t_f, h, w = smp.shape[0], smp.shape[1], ctx.shape[1], ctx.shape[2]
     scale = scale if scale is not None else (_auto_scale(h) if labels else 1)
     if labels and scores is None and target is not None:
-        scores = prediction_scores(context, samples, target)
+        scores = prediction_scores(context, whole_frames(samples, k_steps), target)
     total = ctx.shape[0] + t_f
+    last_time = _time_label(ctx.shape[0], t_f - 1, k_steps)
     panel_w, panel_h = w * scale + 2 * border, h * scale + 2 * border
     names = ["ground truth"] + [f"sample {i + 1}" for i in range(n)]
     line_h = _line_height()
-    caption = _caption(scores, n, title, end_frame=goal is not None) if labels else []
+    caption = _caption(scores, n, title, end_frame=goal is not None, steps_per_frame=k_steps) if labels else []
     width = (n + 1) * panel_w
     goal_panel = goal_x = None
     if goal is not None:
@@ -261,7 +297,8 @@ def prediction_gif_frames(
         goal_x = width + (2 * _PAD if labels else 0)  # the end panel's column, apart from the time steps
         width = goal_x + goal_w
     if labels:
-        width = max(width, max(_text_width(line) for line in caption + [f"frame {total} of {total}: predicted"]))
+        widest = f"frame {last_time} of {last_time}: predicted"
+        width = max(width, max(_text_width(line) for line in caption + [widest]))
     head_h = line_h if labels else 0
     foot_h = line_h * (1 + len(caption)) + _PAD if labels else 0
     frames, boxes = [], []
@@ -273,7 +310,8 @@ def prediction_gif_frames(
             panels = [_framed(ctx[t], _CONTEXT, h, w, border, scale)] * (n + 1)
         else:
             k = t - ctx.shape[0]
-            truth = tgt[k] if tgt is not None and k < len(tgt) else None
+            j = _truth_index(k, k_steps)
+            truth = tgt[j] if tgt is not None and j is not None and j < len(tgt) else None
             panels = [_framed(truth, _TRUTH if truth is not None else _BLANK, h, w, border, scale)]
             panels += [_framed(smp[i, k], _PRED, h, w, border, scale) for i in range(n)]
         for i, panel in enumerate(panels):
@@ -289,7 +327,8 @@ def prediction_gif_frames(
                 frame_boxes[f"panel {n + 1}"] = (0, head_h, goal_x, goal_x + goal_w)
         if labels:
             what = "context (given to the model)" if t < ctx.shape[0] else "predicted"
-            lines = [f"frame {t + 1} of {total}: {what}"] + caption
+            now = str(t + 1) if t < ctx.shape[0] else _time_label(ctx.shape[0], t - ctx.shape[0], k_steps)
+            lines = [f"frame {now} of {last_time}: {what}"] + caption
             y = head_h + panel_h + _PAD
             for j, line in enumerate(lines):
                 _paste(canvas, render_label(line, width, line_h, ink=_INK if j < len(lines) - 1 else _GREY_INK), y, 0)
@@ -314,6 +353,7 @@ def prediction_grid(
     scale: int | None = None,
     return_boxes: bool = False,
     end_frame: Tensor | None = None,
+    steps_per_frame: int = 1,
 ) -> np.ndarray | tuple[np.ndarray, dict[str, tuple[int, int, int, int]]]:
     """One picture: columns are time; row 0 the real clip (context | ground truth), rows 1..N context | sample k;
     with ``end_frame`` one more column at the right holds the target end frame in every row (orange border,
@@ -334,17 +374,19 @@ def prediction_grid(
     """
     ctx, smp, tgt = _check(context, samples, target)
     goal = _check_end_frame(end_frame, context)
+    k_steps = _check_steps(steps_per_frame, samples)
     n, t_f, h, w = smp.shape[0], smp.shape[1], ctx.shape[1], ctx.shape[2]
     t_c = ctx.shape[0]
     if labels and scores is None and target is not None:
-        scores = prediction_scores(context, samples, target)
+        scores = prediction_scores(context, whole_frames(samples, k_steps), target)
     if scale is None:
         label_lines = 3 if labels and scores is not None else 1
         scale = max(1, math.ceil((label_lines * _line_height() - 2 * border) / h)) if labels else 1
     head = [_framed(f, _CONTEXT, h, w, border, scale) for f in ctx]
-    rows = [head + [_framed(tgt[k] if tgt is not None and k < len(tgt) else None,
-                            _TRUTH if tgt is not None and k < len(tgt) else _BLANK, h, w, border, scale)
-                    for k in range(t_f)]]
+    truth = [_truth_index(k, k_steps) for k in range(t_f)]
+    truth = [j if tgt is not None and j is not None and j < len(tgt) else None for j in truth]
+    rows = [head + [_framed(None if j is None else tgt[j], _BLANK if j is None else _TRUTH, h, w, border, scale)
+                    for j in truth]]
     rows += [head + [_framed(smp[i, k], _PRED, h, w, border, scale) for k in range(t_f)] for i in range(n)]
     goal_panel = None if goal is None else _framed(goal, _GOAL, h, w, border, scale)
     if not labels:
@@ -364,7 +406,7 @@ def prediction_grid(
             name += f"\nPSNR {scores.psnr[i].mean():.1f} dB\nSSIM {scores.ssim[i].mean():.3f}"
         row_names.append(name)
     label_w = max(_text_width(name) for name in row_names + ["frame"])
-    caption = _caption(scores, n, title, end_frame=goal is not None)
+    caption = _caption(scores, n, title, end_frame=goal is not None, steps_per_frame=k_steps)
     width = label_w + body.shape[1]
     if goal_panel is not None:  # the end frame's column, set apart from the time steps by a small gap
         goal_x, goal_w = width + 2 * _PAD, max(panel_w, _text_width(END_FRAME_LABEL))
@@ -385,7 +427,8 @@ def prediction_grid(
     put("predicted", 0, label_w + t_c * panel_w, t_f * panel_w, line_h, align="center")
     put("frame", line_h, 0, label_w, line_h)
     for t in range(t_c + t_f):
-        put(str(t + 1), line_h, label_w + t * panel_w, panel_w, line_h, align="center")
+        number = str(t + 1) if t < t_c else _time_label(t_c, t - t_c, k_steps)
+        put(number, line_h, label_w + t * panel_w, panel_w, line_h, align="center")
     for r, name in enumerate(row_names):
         put(name, head_h + r * panel_h, 0, label_w, panel_h)
     if goal_panel is not None:
@@ -449,12 +492,15 @@ def write_prediction(
     scores: PredictionScores | None = None,
     plot_path: str | os.PathLike | None = None,
     end_frame: Tensor | None = None,
+    steps_per_frame: int = 1,
 ) -> tuple[Path, Path]:
     """Write the labelled animation (:func:`prediction_gif_frames`) and grid (:func:`prediction_grid`), and with
     ``plot_path`` the per-frame metrics plot (:func:`write_metrics_plot`; needs ground truth).
 
     ``end_frame`` ``(C, H, W)`` in [0, 1] (the shape of the context frames): the target end frame of a
     goal-conditioned model (P2P), shown in both pictures as an orange-framed column/panel "end frame (target)".
+    ``steps_per_frame`` K: ``samples`` hold K frames per frame interval (see :func:`prediction_gif_frames`); the
+    metrics and the plot use the whole frames.
 
     The grid goes to ``png_path`` (default: ``gif_path`` with suffix ``.png``). Metrics use the :mod:`vpzoo.metrics`
     ``protocol`` (or the given ``scores``). Returns the GIF's and the grid's paths.
@@ -464,16 +510,17 @@ def write_prediction(
     from vpzoo.io import write_gif
 
     _check_end_frame(end_frame, context)  # a bad end frame fails before any file is written
+    _check_steps(steps_per_frame, samples)
     if scores is None and target is not None:
-        scores = prediction_scores(context, samples, target, protocol)
+        scores = prediction_scores(context, whole_frames(samples, steps_per_frame), target, protocol)
     if plot_path is not None and scores is None:
         raise ValueError("a metrics plot needs ground-truth frames after the context; the clip has none")
     gif = write_gif(gif_path, prediction_gif_frames(context, samples, target, scores=scores, title=title,
-                                                    end_frame=end_frame), fps=fps)
+                                                    end_frame=end_frame, steps_per_frame=steps_per_frame), fps=fps)
     png = Path(png_path) if png_path is not None else gif.with_suffix(".png")
     png.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(prediction_grid(context, samples, target, scores=scores, title=title,
-                                    end_frame=end_frame)).save(png)
+                                    end_frame=end_frame, steps_per_frame=steps_per_frame)).save(png)
     if plot_path is not None:
         write_metrics_plot(plot_path, scores, title)
     return gif, png
