@@ -276,9 +276,19 @@ def test_changed_fixed_evaluation_set_is_regenerated(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ resuming
-def test_resumed_run_sees_the_batches_and_losses_of_the_uninterrupted_run(tmp_path):
+def _tiny_encodedec() -> vpzoo.models.VideoPredictionModel:
+    from vpzoo.models.encodedec import EncODEDec
+
+    return EncODEDec(image_size=64, res_channels=(4, 8), hidden=16, latent_dim=4, n_past=3, n_future=3,
+                     method="rk4", step_size=0.25, lr_decay_step=4)
+
+
+@pytest.mark.parametrize("make_model", [lambda: SVGLP(**tiny_svg_kwargs()), _tiny_encodedec],
+                         ids=["svg_lp", "encodedec_with_lr_decay"])
+def test_resumed_run_sees_the_batches_and_losses_of_the_uninterrupted_run(tmp_path, make_model):
     """Interrupted at step 3 and resumed to 6, a run trains on the same batches with the same losses as one run of 6
-    steps (the data stream continues from the checkpoint's position; the noise from the saved random state)."""
+    steps (the data stream continues from the checkpoint's position; the noise from the saved random state; a
+    model's ``learning_rate`` schedule from the global step)."""
     import lightning.pytorch as pl
 
     from vpzoo.data import StochasticMovingMNISTDataModule
@@ -301,7 +311,7 @@ def test_resumed_run_sees_the_batches_and_losses_of_the_uninterrupted_run(tmp_pa
         )
         dm = StochasticMovingMNISTDataModule(cache_dir=str(tmp_path / "data"), batch_size=2, seq_len=6, num_val=2,
                                              num_test=2, eval_seq_len=6)
-        trainer.fit(SVGLP(**tiny_svg_kwargs()), datamodule=dm, ckpt_path=ckpt_path)
+        trainer.fit(make_model(), datamodule=dm, ckpt_path=ckpt_path)
         return record
 
     whole = run(6, None, tmp_path / "whole").rows

@@ -275,7 +275,7 @@ def test_lr_decay_step_drops_the_learning_rate_from_that_global_step():
         trainer.fit(tiny(method="rk4", lr=1e-3, lr_decay_step=decay), data)
         assert record.lrs == pytest.approx(expected)
     model = tiny(lr=1e-3, lr_decay_step=5)
-    assert model.lr_at(4) == 1e-3 and model.lr_at(5) == pytest.approx(1e-4)
+    assert model.learning_rate(4, 1, 2) == 1e-3 and model.learning_rate(5, 1, 2) == pytest.approx(1e-4)
     for bad in (0, -3, 2.5, True):
         with pytest.raises(ValueError, match="lr_decay_step must be None or an integer >= 1"):
             tiny(lr_decay_step=bad)

@@ -411,14 +411,28 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         """Restore the saved random state just before the first training step of a resumed run (not at loading
-        time: creating the data loader draws from the global generator in between). Subclasses that override this
-        call ``super()``."""
+        time: creating the data loader draws from the global generator in between), then set every parameter
+        group's rate to :meth:`learning_rate` when the model defines one. Subclasses that override this call
+        ``super()``."""
         state = getattr(self, "_rng_state_to_restore", None)
         if state is not None:
             self._rng_state_to_restore = None
             torch.set_rng_state(state["torch"])
             if "cuda" in state and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(state["cuda"])
+        lr = self.learning_rate(self.trainer.global_step, self.trainer.world_size, batch.shape[0])
+        if lr is not None:
+            for optimizer in self.trainer.optimizers:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+
+    def learning_rate(self, step: int, world_size: int, batch_size: int) -> float | None:
+        """The learning rate of (0-based) optimiser step ``step`` with ``world_size`` processes of ``batch_size``
+        clips each, set on every parameter group before that step; ``None`` (the default) leaves the rate to the
+        optimiser and its Lightning schedulers. Models whose rate is a function of the step (a constant, a decay, a
+        warm-up) return it here: the one way a rate is scheduled outside a scheduler, and the reason the configured
+        rate wins over the one saved in a resumed checkpoint (Adam's moments are kept)."""
+        return None
 
     # ------------------------------------------------------------------------------------------ helpers
     def num_parameters(self) -> int:

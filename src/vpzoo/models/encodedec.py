@@ -460,18 +460,12 @@ class EncODEDec(VideoPredictionModel):
             self.log("train/nfe_backward", float(self.ode_func.nfe))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.lr_at(self.global_step))
+        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr)  # each step's rate: learning_rate
 
-    def lr_at(self, step: int) -> float:
+    def learning_rate(self, step: int, world_size: int, batch_size: int) -> float:
         """The learning rate of global step ``step``: ``lr``, times 0.1 from ``lr_decay_step`` on."""
         decay = self.hparams.get("lr_decay_step")
         return self.hparams.lr * (0.1 if decay is not None and step >= decay else 1.0)
-
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        lr = self.lr_at(self.global_step)
-        for optimizer in self.trainer.optimizers:
-            for group in optimizer.param_groups:
-                group["lr"] = lr
 
     # ------------------------------------------------------------------------------------------- sampling
     def check_predict_options(self, context: Tensor, n_future: int, **options: Any) -> dict[str, Any]:

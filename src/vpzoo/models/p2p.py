@@ -391,11 +391,9 @@ class P2P(VideoPredictionModel):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, betas=(self.hparams.adam_beta1, 0.999))
 
-    def on_train_start(self) -> None:
-        # The configured rate wins over the one saved in a resumed checkpoint (Adam's moments are kept).
-        for optimizer in self.trainer.optimizers:
-            for group in optimizer.param_groups:
-                group["lr"] = self.hparams.lr
+    def learning_rate(self, step: int, world_size: int, batch_size: int) -> float:
+        """The configured ``lr`` at every step (no schedule, as the code; a resumed run takes the configured rate)."""
+        return self.hparams.lr
 
     # ------------------------------------------------------------------------------------------- sampling
     def check_predict_options(self, context: Tensor, n_future: int, **options: Any) -> dict[str, Any]:

@@ -207,12 +207,10 @@ class SVG(VideoPredictionModel):
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, betas=(self.hparams.adam_beta1, 0.999))
 
-    def on_train_start(self) -> None:
-        # A resumed run restores the optimiser's saved state, learning rate included; the configured rate wins, so
-        # ``vpzoo fit --ckpt_path last.ckpt --model.init_args.lr 8e-4`` continues at 8e-4 with Adam's moments kept.
-        for optimizer in self.trainer.optimizers:
-            for group in optimizer.param_groups:
-                group["lr"] = self.hparams.lr
+    def learning_rate(self, step: int, world_size: int, batch_size: int) -> float:
+        """The configured ``lr`` at every step (no schedule, as the code), so that ``vpzoo fit --ckpt_path last.ckpt
+        --model.init_args.lr 8e-4`` continues at 8e-4 with Adam's moments kept."""
+        return self.hparams.lr
 
     # ------------------------------------------------------------------------------------------- sampling
     def check_predict_options(self, context: Tensor, n_future: int, **options) -> dict:

@@ -464,13 +464,6 @@ class ImprovedVRNN(VideoPredictionModel):
         count = step + 1  # the code counts batches from 1
         return lr + count * (target - lr) / iters if count < iters else target
 
-    def on_train_batch_start(self, batch: Tensor, batch_idx: int) -> None:
-        super().on_train_batch_start(batch, batch_idx)
-        lr = self.learning_rate(self.trainer.global_step, self.trainer.world_size, batch.shape[0])
-        for optimizer in self.trainer.optimizers:
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-
     # ------------------------------------------------------------------------------------------- sampling
     def check_predict_options(self, context: Tensor, n_future: int, **options) -> dict:
         procedure = options.get("procedure", "recurrent")
