@@ -420,7 +420,11 @@ class VideoPredictionModel(PretrainedMixin, L.LightningModule):
             torch.set_rng_state(state["torch"])
             if "cuda" in state and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(state["cuda"])
-        lr = self.learning_rate(self.trainer.global_step, self.trainer.world_size, batch.shape[0])
+        video = batch["video"] if isinstance(batch, dict) else batch  # Bouncing Balls' return_positions: a dict
+        if not isinstance(video, Tensor):
+            raise TypeError(f"{type(self).__name__}: a training batch must be a (B, T, C, H, W) tensor or a dict with "
+                            f"'video', got {type(batch).__name__}")
+        lr = self.learning_rate(self.trainer.global_step, self.trainer.world_size, video.shape[0])
         if lr is not None:
             for optimizer in self.trainer.optimizers:
                 for group in optimizer.param_groups:
