@@ -13,7 +13,9 @@ from lightning import LightningDataModule
 import vpzoo
 from vpzoo.leaderboard import get_benchmark, list_benchmarks
 from vpzoo.models import VideoPredictionModel
-from vpzoo.zoo.catalog import read_checkpoints, read_entries, read_planned, read_queue, ship_bar_conditions
+from vpzoo.zoo.catalog import (read_checkpoints, read_entries, read_planned, read_queue, repository_file,
+                               ship_bar_conditions)
+from vpzoo.zoo.format import file_sha256
 from vpzoo.zoo.errors import PlannedCheckpointError
 from vpzoo.zoo.training import build_from_recipe, resolve_recipe
 
@@ -68,9 +70,17 @@ def test_queue_entry_builds_its_model_and_data_module(name, tmp_path):
         shipped = vpzoo.load(name)
         assert all(v.shape == shipped.state_dict()[k].shape for k, v in cli.model.state_dict().items())
     else:
-        assert q["steps_trained"] == 0
         with pytest.raises(PlannedCheckpointError, match=f"vpzoo train-checkpoint {name} "):
             vpzoo.load(name)
+        if "resume" in q:  # an unfinished run kept in the repository: intact, and the recipe's exact architecture
+            file = repository_file(q["resume"]["weights"])
+            assert ROOT in file.resolve().parents and file_sha256(file) == q["resume"]["sha256"]
+            kept = vpzoo.load(str(file))
+            assert kept.zoo_info["config"]["training"]["steps_trained"] == q["steps_trained"] > 0
+            assert {k: v.shape for k, v in kept.state_dict().items()} == {
+                k: v.shape for k, v in cli.model.state_dict().items()}
+        else:
+            assert q["steps_trained"] == 0
 
 
 def test_tracked_tree_fits_a_gpu_job_and_packaged_weights_fit_their_budget():

@@ -18,7 +18,9 @@ from vpzoo.models import SVGLP
 from vpzoo.zoo import CheckpointUnavailableError, CorruptCheckpointError, file_sha256
 from vpzoo.zoo.catalog import add_checkpoint, make_checkpoint_entry, read_entries
 from vpzoo.zoo.errors import PlannedCheckpointError
+from vpzoo.zoo.format import load_weights
 from vpzoo.zoo.sharded import INDEX_NAME, load_sharded, read_index
+from vpzoo.zoo.training import train_checkpoint
 
 TINY = dict(n_past=3, n_future=3, codec_width=8, g_dim=16, z_dim=4, rnn_size=32, val_num_samples=1)
 SHARD_MIB = 0.4  # the tiny SVG-LP is ~0.8 MB in float32, ~0.4 MB in float16: at least two shards
@@ -226,6 +228,68 @@ def test_continue_from_shipped_weights_then_replace_only_when_better(registry, t
         vpzoo.load("tiny_shipped", checkpoints=registry)
 
 
+def test_unfinished_run_is_kept_in_the_repository_and_the_next_run_continues_from_it(registry, tmp_path, capsys,
+                                                                                     monkeypatch):
+    """A run that misses its bar is not lost with the machine: `add-checkpoint --resume-weights` keeps its weights
+    as the planned entry's queue.resume (float32, sha256-pinned), and the next train-checkpoint starts from them."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run1"
+    train(registry, "tiny_planned", out, 2)
+    keep = ["add-checkpoint", str(out), "--name", "tiny_planned", "--resume-weights", "--train-result",
+            str(out / "train_result.json"), "--checkpoints", str(registry)]
+    assert main(keep) == 0
+    entry = read_entries(registry)["tiny_planned"]
+    kept = tmp_path / "queue" / "tiny_planned.safetensors"
+    assert entry["status"] == "planned" and entry["queue"]["steps_trained"] == 2
+    assert entry["queue"]["resume"] == {"weights": "queue/tiny_planned.safetensors", "sha256": file_sha256(kept)}
+    trained, resumed = vpzoo.load(out), vpzoo.load(str(kept))
+    assert all(torch.equal(resumed.state_dict()[k], v) for k, v in trained.state_dict().items())
+    assert all(v.dtype == torch.float32 for v in load_weights(kept).values() if v.is_floating_point())
+    with pytest.raises(PlannedCheckpointError):  # still planned: not a zoo checkpoint until it beats its bar
+        vpzoo.load("tiny_planned", checkpoints=registry)
+
+    # the next run, given nothing, continues from them; keeping it replaces the file and the step count
+    out2 = tmp_path / "run2"
+    result = train(registry, "tiny_planned", out2, 1)
+    assert (result["steps_before"], result["steps_trained"]) == (2, 3)
+    assert result["init_from"] == "resume weights of tiny_planned (queue/tiny_planned.safetensors)"
+    first_digest = file_sha256(kept)
+    assert main([*keep[:1], str(out2), *keep[2:6], str(out2 / "train_result.json"), *keep[7:]]) == 0
+    entry = read_entries(registry)["tiny_planned"]
+    assert entry["queue"]["steps_trained"] == 3 and entry["queue"]["resume"]["sha256"] == file_sha256(kept) != first_digest
+
+    # a changed file is refused, naming it
+    good = kept.read_bytes()
+    data = bytearray(good)
+    data[-3] ^= 0xFF
+    kept.write_bytes(bytes(data))
+    with pytest.raises(CorruptCheckpointError, match="resume weights of 'tiny_planned'.*sha256 mismatch"):
+        train_checkpoint("tiny_planned", max_minutes=3, out=tmp_path / "run3", checkpoints=registry, max_steps=1,
+                         accelerator="cpu")
+    kept.write_bytes(good)
+
+    # only planned entries keep resume weights, of their own model
+    capsys.readouterr()
+    assert main(["add-checkpoint", str(out), "--name", "tiny_shipped", "--resume-weights", "--steps", "5",
+                 "--checkpoints", str(registry)]) == 1
+    assert "'tiny_shipped' is not a planned entry" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["add-checkpoint", str(out), "--name", "tiny_planned", "--resume-weights", "--checkpoints", str(registry)])
+    assert "--resume-weights needs --steps" in capsys.readouterr().err
+
+    # once it ships, the resume weights leave the tree and the entry
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps([{"metric": "ssim", "protocol": "svg", "reduction": "best", "num_samples": 2,
+                                    "context_frames": 5, "predicted_frames": 20, "num_sequences": 4,
+                                    "benchmark": "smmnist_svg", "test_set": "x", "value": 0.45, "copy_last": 0.4}]))
+    assert main(["add-checkpoint", str(out2), "--name", "tiny_planned", "--dataset", "smmnist", "--train-result",
+                 str(out2 / "train_result.json"), "--copy-to", "weights/tiny_planned", "--checkpoints", str(registry),
+                 "--write", "--replace", "--metrics", str(metrics)]) == 0
+    entry = read_entries(registry)["tiny_planned"]
+    assert "status" not in entry and "resume" not in entry["queue"] and entry["queue"]["steps_trained"] == 3
+    assert not kept.exists()
+
+
 def test_sharded_weights_load_from_the_hub(fake_hub, tmp_path):
     torch.manual_seed(0)
     model = SVGLP(**TINY).eval()
@@ -265,9 +329,16 @@ def test_queue_schema_errors_are_named(registry):
         dict(planned, queue=dict(planned["queue"], ship_bar={"benchmark": "b", "metric": "ssim", "must_beat": ["x"]})),
         dict(planned, queue=dict(planned["queue"], config="/abs/path.yaml")),
         dict(planned, status="maybe"),
+        dict(planned, queue=dict(planned["queue"], steps_trained=4, resume={"weights": "../x.safetensors",
+                                                                          "sha256": "0" * 64})),
+        dict(planned, queue=dict(planned["queue"], resume={"weights": "queue/x.safetensors", "sha256": "0" * 64})),
+        dict(doc["checkpoints"][0], queue=dict(doc["checkpoints"][0]["queue"],
+                                               resume={"weights": "queue/x.safetensors", "sha256": "0" * 64})),
     ]
     expected = ["unknown keys \\['weights'\\] for a planned entry", "missing 'ship_bar'", "must_beat lists",
-                "must be a YAML file relative to the repository", "must be 'shipped'"]
+                "must be a YAML file relative to the repository", "must be 'shipped'",
+                "resume.weights must be a .safetensors file relative", "steps_trained counts the steps of the resume",
+                "only planned entries keep resume weights"]
     for entry, pattern in zip(bad, expected):
         doc["checkpoints"][1] = entry
         registry.write_text(yaml.safe_dump(doc))

@@ -607,9 +607,14 @@ def _add_checkpoint(args: list[str]) -> int:
     )
     parser.add_argument("source", help="zoo folder (from `vpzoo export`) or .safetensors file")
     parser.add_argument("--name", required=True, help="checkpoint name, e.g. svg_lp_smmnist")
-    parser.add_argument("--dataset", required=True, help="dataset name, e.g. smmnist")
-    parser.add_argument("--metrics", required=True, help="JSON file with the metric records (a list, an object "
-                        "with a 'metrics' list, or what `vpzoo benchmark --checkpoint CKPT --json` writes)")
+    parser.add_argument("--dataset", help="dataset name, e.g. smmnist (required unless --resume-weights)")
+    parser.add_argument("--metrics", help="JSON file with the metric records (a list, an object with a 'metrics' "
+                        "list, or what `vpzoo benchmark --checkpoint CKPT --json` writes; required unless "
+                        "--resume-weights)")
+    parser.add_argument("--resume-weights", action="store_true", help="keep SOURCE as the unfinished run of the "
+                        "planned entry NAME instead (queue/NAME.safetensors, float32, recorded as its queue.resume "
+                        "with steps_trained = --steps): the next `vpzoo train-checkpoint NAME` on any machine "
+                        "continues from it; no metrics or ship bar involved")
     parser.add_argument("--training-config", help="training config file, e.g. configs/svg_lp/smmnist.yaml")
     parser.add_argument("--steps", type=int, help="training steps")
     parser.add_argument("--hardware", help="e.g. '2-core CPU (no GPU)'")
@@ -642,6 +647,18 @@ def _add_checkpoint(args: list[str]) -> int:
         for key, value in defaults.items():
             if getattr(opts, key) is None:
                 setattr(opts, key, value)
+    if opts.resume_weights:
+        if opts.steps is None:
+            parser.error("--resume-weights needs --steps (the steps those weights have had in all) or --train-result")
+        from vpzoo.zoo.catalog import keep_resume_weights
+
+        dest = keep_resume_weights(opts.name, opts.source, steps=opts.steps, path=opts.checkpoints)
+        print(f"kept {opts.source} as the resume weights of {opts.name!r} ({opts.steps:,} steps): {dest}",
+              file=sys.stderr)
+        return 0
+    absent = [f"--{k}" for k in ("dataset", "metrics") if getattr(opts, k) is None]
+    if absent:
+        parser.error(f"missing {', '.join(absent)} (or give --resume-weights to keep an unfinished run)")
     missing = [f"--{k.replace('_', '-')}" for k in ("training_config", "steps", "hardware", "time")
                if getattr(opts, k) is None]
     if missing:
@@ -731,6 +748,7 @@ commands:
   list [PATTERN] [--checkpoints | --all]                       registered models / pretrained checkpoints
   export CKPT OUT_DIR [--dtype float16]                        Lightning checkpoint -> zoo folder
   add-checkpoint SRC --name NAME ... [--write]                 checkpoints.yaml entry of an exported folder
+  add-checkpoint SRC --name NAME --resume-weights --steps N    keep an unfinished run of a planned entry
   convert svg|drnet PATH OUT_DIR [--lstm PATH]                 the authors' own model.pth -> zoo folder
   benchmark [NAME] [--checkpoint CKPT ...] [--rerun]          published vs zoo numbers; measure checkpoints
   train-checkpoint NAME --max-minutes M --out DIR              train one checkpoint of the queue, sharded export

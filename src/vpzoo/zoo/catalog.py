@@ -54,6 +54,9 @@ only ``name``, ``model``, ``dataset``, ``status``, ``queue`` (optional ``license
           data: "vpzoo data prepare bair --root data/bair (the 30 GB tar from rail.eecs.berkeley.edu)"
           bf16: true                      # optional (default true): bf16-mixed autocast is safe for this model
           other: "..."                    # optional: other ways to get weights (official ones, ...)
+          resume: {weights: queue/svg_lp_bair.safetensors, sha256: ...}   # optional, planned entries only: an
+                                          # unfinished run's weights (steps_trained counts theirs), where the next
+                                          # `vpzoo train-checkpoint` starts; see keep_resume_weights
 
 ``vpzoo.load`` on a planned entry raises :class:`~vpzoo.zoo.errors.PlannedCheckpointError` saying how to train it;
 ``vpzoo train-checkpoint NAME`` (:mod:`vpzoo.zoo.training`) trains it; ``vpzoo add-checkpoint --replace`` ships the
@@ -80,6 +83,7 @@ __all__ = [
     "CATALOG_FORMAT_VERSION",
     "packaged_checkpoints_file",
     "checkpoints_file",
+    "repository_file",
     "read_checkpoints",
     "read_entries",
     "read_planned",
@@ -92,6 +96,7 @@ __all__ = [
     "find_hub_entry",
     "make_checkpoint_entry",
     "add_checkpoint",
+    "keep_resume_weights",
     "check_ship_bar",
     "describe_ship_bar",
     "ship_bar_conditions",
@@ -118,7 +123,10 @@ _PLANNED_KEYS = {"name": str, "model": str, "dataset": str, "status": str, "queu
 _PLANNED_OPTIONAL = {"license": str, "paper": dict, "notes": str}
 _QUEUE_KEYS = {"config": str, "paper_steps": int, "paper_batch": int, "steps_trained": int, "ship_bar": dict,
                "priority": int, "data": str}
-_QUEUE_OPTIONAL = {"overrides": dict, "bf16": bool, "other": str}
+_QUEUE_OPTIONAL = {"overrides": dict, "bf16": bool, "other": str, "resume": dict}
+#: ``queue.resume`` (planned entries only): weights of an unfinished run, kept in the repository so that the next run,
+#: on any machine, continues from them (``vpzoo train-checkpoint`` does by default); ``steps_trained`` counts theirs.
+_RESUME_KEYS = {"weights": str, "sha256": str}
 _SHIP_BAR_KEYS = {"benchmark": str, "metric": str, "must_beat": list}
 #: ``ship_bar.also``: further conditions on other metrics of the same benchmark, each ``{metric, must_beat}``.
 _SHIP_BAR_OPTIONAL = {"also": list}
@@ -144,6 +152,20 @@ def checkpoints_file(path: str | os.PathLike | None = None) -> Path:
         return Path(path)
     env = os.environ.get(CHECKPOINTS_ENV)
     return Path(env) if env else packaged_checkpoints_file()
+
+
+def repository_file(rel: str | os.PathLike, path: str | os.PathLike | None = None, what: str = "file") -> Path:
+    """A file that a registry entry names relative to the repository (a ``queue.config`` recipe, ``queue.resume``
+    weights): relative to the working directory, else to the repository holding the registry
+    (``src/vpzoo/checkpoints.yaml`` -> the repository root), else to the registry's folder."""
+    rel = Path(rel)
+    registry = checkpoints_file(path).resolve()
+    candidates = [Path.cwd() / rel, registry.parent.parent.parent / rel, registry.parent / rel]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise FileNotFoundError(f"{what} {rel} is not in any of {[str(c.parent) for c in candidates]}; run from the "
+                            "repository root")
 
 
 def _is_int(v: Any) -> bool:
@@ -181,7 +203,7 @@ def _entry_problems(entry: Any, index: int) -> list[str]:
         problems.append(f"{where}.status must be 'shipped' (weights listed) or 'planned' (no weights yet), got "
                         f"{entry['status']!r}")
     if isinstance(entry.get("queue"), dict):
-        problems += _queue_problems(entry["queue"], f"{where}.queue")
+        problems += _queue_problems(entry["queue"], f"{where}.queue") + _shipped_resume_problems(entry, where)
     unknown = sorted(set(entry) - set(_ENTRY_KEYS) - set(_OPTIONAL_KEYS))
     if unknown:
         problems.append(f"{where}: unknown keys {unknown}")
@@ -296,7 +318,7 @@ def _official_entry_problems(entry: dict[str, Any], where: str) -> list[str]:
         except ValueError as e:
             problems.append(str(e))
     if isinstance(entry.get("queue"), dict):
-        problems += _queue_problems(entry["queue"], f"{where}.queue")
+        problems += _queue_problems(entry["queue"], f"{where}.queue") + _shipped_resume_problems(entry, where)
     return problems
 
 
@@ -322,6 +344,8 @@ def _queue_problems(queue: Mapping[str, Any], where: str) -> list[str]:
         if not isinstance(key, str) or key.startswith("-"):
             problems.append(f"{where}.overrides keys are dotted LightningCLI keys without dashes "
                             f"(e.g. trainer.limit_val_batches), got {key!r}")
+    if "resume" in queue:
+        problems += _resume_problems(queue, f"{where}.resume")
     bar = queue["ship_bar"]
     bar_problems = _check_types(bar, _SHIP_BAR_KEYS, f"{where}.ship_bar", required=True)
     bar_problems += _check_types(bar, _SHIP_BAR_OPTIONAL, f"{where}.ship_bar", required=False)
@@ -351,6 +375,25 @@ def _queue_problems(queue: Mapping[str, Any], where: str) -> list[str]:
     return problems + bar_problems
 
 
+def _resume_problems(queue: Mapping[str, Any], where: str) -> list[str]:
+    resume = queue["resume"]
+    problems = _check_types(resume, _RESUME_KEYS, where, required=True)
+    if set(resume) - set(_RESUME_KEYS):
+        problems.append(f"{where}: unknown keys {sorted(set(resume) - set(_RESUME_KEYS))}")
+    if problems:
+        return problems
+    weights = Path(resume["weights"])
+    if weights.is_absolute() or ".." in weights.parts or weights.suffix != ".safetensors":
+        problems.append(f"{where}.weights must be a .safetensors file relative to the repository, e.g. "
+                        f"queue/NAME.safetensors, got {resume['weights']!r}")
+    if not re.fullmatch(r"[0-9a-f]{64}", resume["sha256"]):
+        problems.append(f"{where}.sha256 must be 64 lowercase hex digits, got {resume['sha256']!r}")
+    if queue["steps_trained"] < 1:
+        problems.append(f"{where}: steps_trained counts the steps of the resume weights and must be >= 1, got "
+                        f"{queue['steps_trained']}")
+    return problems
+
+
 def _planned_problems(entry: Mapping[str, Any], where: str) -> list[str]:
     """A ``status: planned`` entry: a name, a model, a dataset and its queue recipe; no weights, no metrics."""
     problems = _check_types(entry, _PLANNED_KEYS, where, required=True)
@@ -364,6 +407,13 @@ def _planned_problems(entry: Mapping[str, Any], where: str) -> list[str]:
     if not _NAME_RE.match(entry["name"]):
         problems.append(f"{where}.name must match {_NAME_RE.pattern}, got {entry['name']!r}")
     return problems + _queue_problems(entry["queue"], f"{where}.queue")
+
+
+def _shipped_resume_problems(entry: Mapping[str, Any], where: str) -> list[str]:
+    if isinstance(entry.get("queue"), dict) and "resume" in entry["queue"] and entry.get("status") != "planned":
+        return [f"{where}.queue.resume: only planned entries keep resume weights (a shipped entry continues from its "
+                "shipped weights)"]
+    return []
 
 
 def _parse(path: Path) -> dict[str, dict[str, Any]]:
@@ -827,6 +877,105 @@ def _file_weights(entry: Mapping[str, Any], base: Path) -> list[Path]:
         return [path.resolve()]
 
 
+def _registry_header(file: Path) -> list[str]:
+    """The registry file's leading comment block (kept when the file is rewritten)."""
+    text = file.read_text(encoding="utf-8") if file.exists() else ""
+    header = []
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            header.append(line)
+        else:
+            break
+    return header
+
+
+def _write_registry(file: Path, header: list[str], entries: list[Mapping[str, Any]]) -> None:
+    """Rewrite the registry: header, then the entries; schema-checked before it replaces the file (atomically)."""
+    import yaml
+
+    from vpzoo.cache import atomic_write_text
+
+    body = yaml.safe_dump(
+        {"format_version": CATALOG_FORMAT_VERSION, "checkpoints": entries},
+        sort_keys=False, default_flow_style=False, width=110,
+    )
+    new_text = ("\n".join(header).rstrip() + "\n\n" if any(h.strip() for h in header) else "") + body
+    tmp = file.with_name(f".{file.name}.check")
+    tmp.write_text(new_text, encoding="utf-8")
+    try:
+        _parse(tmp)
+    finally:
+        tmp.unlink()
+    atomic_write_text(file, new_text)
+    _CACHE.clear()
+
+
+def _repository_root(file: Path) -> Path:
+    """Where paths relative to the repository start: the root of a checkout holding ``src/vpzoo/checkpoints.yaml``,
+    else the registry's own folder."""
+    if file.parent.name == "vpzoo" and file.parent.parent.name == "src":
+        return file.parent.parent.parent
+    return file.parent
+
+
+def keep_resume_weights(
+    name: str,
+    source: str | os.PathLike,
+    *,
+    steps: int,
+    path: str | os.PathLike | None = None,
+    dtype: str = "float32",
+) -> Path:
+    """Keep the weights of an unfinished run of planned checkpoint ``name`` in the repository as its
+    ``queue.resume`` (``queue/NAME.safetensors``, a lone self-describing safetensors file) with ``steps_trained =
+    steps``, so that the next run on any machine continues from them (``vpzoo train-checkpoint NAME``).
+
+    Args:
+        name: a ``status: planned`` entry of the registry.
+        source: anything :func:`vpzoo.load` takes that holds a ``model`` of that entry (a zoo folder, a sharded
+            ``train-checkpoint`` output, a ``.safetensors`` file).
+        steps: training steps those weights have had in all (must exceed the entry's ``steps_trained`` unless it has
+            no resume weights yet).
+        dtype: stored dtype (default float32: the next run continues from exactly these values).
+
+    Returns:
+        the weights file written. A previous resume file of the entry is replaced.
+    """
+    import tempfile
+
+    import vpzoo
+
+    file = checkpoints_file(path).resolve()
+    entries = list(_parse(file).values())
+    names = [e["name"] for e in entries]
+    if name not in names:
+        raise ValueError(f"no checkpoint {name!r} in {file}")
+    entry = dict(entries[names.index(name)])
+    if entry.get("status") != "planned" or "queue" not in entry:
+        raise ValueError(f"{name!r} is not a planned entry of the training queue; shipped weights are replaced with "
+                         "`vpzoo add-checkpoint --replace`, which checks the ship bar")
+    if not _is_int(steps) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    model = vpzoo.load(str(source))
+    built = getattr(type(model), "model_name", None)
+    if built != entry["model"]:
+        raise ValueError(f"{source} holds a {built!r} model; {name!r} is a {entry['model']!r}")
+    rel = Path("queue") / f"{name}.safetensors"
+    dest = _repository_root(file) / rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        from vpzoo.zoo.format import save_pretrained
+
+        save_pretrained(model, tmp, dtype=dtype, model_card=False,
+                        training={"checkpoint": name, "steps_trained": steps, "source": str(source)})
+        shutil.copyfile(Path(tmp) / WEIGHTS_NAME, dest)
+    queue = dict(entry["queue"], steps_trained=steps, resume={"weights": rel.as_posix(), "sha256": file_sha256(dest)})
+    entry["queue"] = queue
+    entries[names.index(name)] = entry
+    _write_registry(file, _registry_header(file), entries)
+    return dest
+
+
 def add_checkpoint(
     entry: Mapping[str, Any],
     path: str | os.PathLike | None = None,
@@ -842,20 +991,11 @@ def add_checkpoint(
     ``steps_trained`` set to the new ``training.steps``, and the old packaged weights files are deleted (they
     leave the tree). A planned entry becomes a shipped one. The packaged weights of the resulting registry must fit
     ``weights_budget`` bytes (``None``: no limit). On refusal, new weights copied into the registry's folder are
-    removed again. The result is re-read and schema-checked before it replaces the file (atomically).
+    removed again. The result is re-read and schema-checked before it replaces the file (atomically). A planned
+    entry's ``queue.resume`` weights (an unfinished run's) leave the tree when it ships.
     """
-    import yaml
-
-    from vpzoo.cache import atomic_write_text
-
     file = checkpoints_file(path).resolve()
-    text = file.read_text(encoding="utf-8") if file.exists() else ""
-    header = []
-    for line in text.splitlines():
-        if line.startswith("#") or not line.strip():
-            header.append(line)
-        else:
-            break
+    header = _registry_header(file)
     current = list(_parse(file).values()) if file.exists() else []
     names = [e["name"] for e in current]
     base = file.parent
@@ -871,9 +1011,15 @@ def add_checkpoint(
             if not force:
                 check_ship_bar(old, entry.get("metrics", []))
             if "queue" in old and "queue" not in entry:
-                entry["queue"] = dict(old["queue"], steps_trained=int(entry["training"]["steps"]))
+                entry["queue"] = {k: v for k, v in old["queue"].items() if k != "resume"}
+                entry["queue"]["steps_trained"] = int(entry["training"]["steps"])
             entry.pop("status", None)
             old_files = [f for f in _file_weights(old, base) if f not in new_files]
+            if "resume" in old.get("queue", {}):  # the unfinished run's weights leave the tree with the planned entry
+                try:
+                    old_files.append(repository_file(old["queue"]["resume"]["weights"], file).resolve())
+                except FileNotFoundError:
+                    pass
             current[names.index(entry["name"])] = entry
         else:
             current.append(entry)
@@ -894,21 +1040,9 @@ def add_checkpoint(
                 if f.parent != base and not any(f.parent.iterdir()):
                     f.parent.rmdir()
         raise
-    body = yaml.safe_dump(
-        {"format_version": CATALOG_FORMAT_VERSION, "checkpoints": current},
-        sort_keys=False, default_flow_style=False, width=110,
-    )
-    new_text = ("\n".join(header).rstrip() + "\n\n" if any(h.strip() for h in header) else "") + body
-    tmp = file.with_name(f".{file.name}.check")
-    tmp.write_text(new_text, encoding="utf-8")
-    try:
-        _parse(tmp)
-    finally:
-        tmp.unlink()
-    atomic_write_text(file, new_text)
-    _CACHE.clear()
+    _write_registry(file, header, current)
     for f in old_files:  # the replaced weights leave the tree
-        if f.is_file() and base in f.parents:
+        if f.is_file() and (base in f.parents or _repository_root(file) in f.parents):
             f.unlink()
             if f.parent != base and not any(f.parent.iterdir()):
                 f.parent.rmdir()

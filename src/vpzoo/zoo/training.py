@@ -38,7 +38,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from vpzoo.zoo.catalog import checkpoints_file, read_entries
+from vpzoo.zoo.catalog import checkpoints_file, read_entries, repository_file
 from vpzoo.zoo.errors import ConfigMismatchError, UnknownCheckpointError
 from vpzoo.zoo.sharded import INDEX_NAME, MAX_SHARD_BYTES
 
@@ -52,18 +52,8 @@ _LOG = logging.getLogger("vpzoo.train")
 
 
 def resolve_recipe(entry: Mapping[str, Any], path: str | os.PathLike | None = None) -> Path:
-    """The entry's ``queue.config`` file: relative to the working directory, else to the repository holding the
-    registry (``src/vpzoo/checkpoints.yaml`` -> the repository root), else to the registry's folder."""
-    rel = Path(entry["queue"]["config"])
-    registry = checkpoints_file(path).resolve()
-    candidates = [Path.cwd() / rel, registry.parent.parent.parent / rel, registry.parent / rel]
-    for c in candidates:
-        if c.is_file():
-            return c
-    raise FileNotFoundError(
-        f"checkpoint {entry['name']!r}: its recipe {rel} is not in any of {[str(c.parent) for c in candidates]}; "
-        "run from the repository root"
-    )
+    """The entry's ``queue.config`` file (see :func:`vpzoo.zoo.catalog.repository_file`)."""
+    return repository_file(entry["queue"]["config"], path, what=f"checkpoint {entry['name']!r}: its recipe")
 
 
 def _entry(name: str, path: str | os.PathLike | None) -> dict[str, Any]:
@@ -154,16 +144,24 @@ def _hardware(trainer: Any) -> str:
 
 
 def _init_weights(entry: Mapping[str, Any], init_from: str | None, path: str | os.PathLike | None) -> tuple[Any, str | None, int]:
-    """The model to continue from, its description, and the steps it was trained for."""
+    """The model to continue from, its description, and the steps it was trained for: ``init_from`` if given, else
+    the shipped weights, else a planned entry's ``queue.resume`` weights (sha256-checked), else none."""
     import vpzoo
+    from vpzoo.zoo.format import verify_sha256
 
+    q = entry["queue"]
     if init_from is not None:
         source = vpzoo.load(init_from, checkpoints=path)
         training = (source.zoo_info or {}).get("config", {}).get("training") or {}
         return source, str(init_from), int(training.get("steps_trained", 0))
     if entry.get("status") != "planned" and "weights" in entry:
         return vpzoo.load(entry["name"], checkpoints=path), f"shipped weights of {entry['name']}", int(
-            entry["queue"]["steps_trained"])
+            q["steps_trained"])
+    if "resume" in q:
+        file = repository_file(q["resume"]["weights"], path, what=f"checkpoint {entry['name']!r}: its resume weights")
+        verify_sha256(file, q["resume"]["sha256"], f"the resume weights of {entry['name']!r} ({file})")
+        return vpzoo.load(str(file)), f"resume weights of {entry['name']} ({q['resume']['weights']})", int(
+            q["steps_trained"])
     return None, None, 0
 
 
