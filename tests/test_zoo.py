@@ -37,6 +37,8 @@ from vpzoo.zoo import (
     UnknownCheckpointError,
     file_sha256,
 )
+from vpzoo.zoo.format import read_weights_config
+from vpzoo.zoo.sharded import is_index
 from vpzoo.zoo.catalog import (
     add_checkpoint,
     make_checkpoint_entry,
@@ -287,6 +289,12 @@ def test_every_entry_of_the_real_checkpoints_file_loads_and_matches_its_sha256(c
         assert model.zoo_info["sha256"] == entry["weights"]["sha256"]
         if entry["weights"]["source"] == "file":
             assert file_sha256(Path(model.zoo_info["weights"])) == entry["weights"]["sha256"]
+            # the lone file carries the registry's config (a constructor argument added later is recorded there
+            # too), so it loads on its own into the same model
+            if Path(model.zoo_info["weights"]).name.endswith(".safetensors") and not is_index(model.zoo_info["weights"]):
+                assert read_weights_config(model.zoo_info["weights"])["config"] == entry["config"]
+                alone = vpzoo.load(model.zoo_info["weights"])
+                assert all(torch.equal(v, model.state_dict()[k]) for k, v in alone.state_dict().items())
         frames = torch.rand(entry["context_frames"], entry["channels"], entry["image_size"], entry["image_size"])
         out = model.predict(frames, n_future=2, num_samples=1, seed=0)
         assert out.shape == (1, 1, 2, entry["channels"], entry["image_size"], entry["image_size"])
