@@ -135,6 +135,50 @@ def test_drnet_fit_ddp_two_processes_on_cpu(tmp_path):
     assert model.predict(torch.rand(3, 3, 64, 64), 2).shape == (1, 1, 2, 3, 64, 64)
 
 
+def test_fit_starts_from_zoo_weights_with_init_from(tmp_path):
+    """`vpzoo fit --init_from` sets the configured model's weights from zoo weights before training (fine-tuning, or
+    continuing a run kept as queue.resume): one step of Adam moves each weight by about the learning rate, so the
+    trained checkpoint sits next to the given weights and far from the config's own random init."""
+    import yaml
+
+    from vpzoo.models import SVGLP
+
+    init_args = yaml.safe_load((ASSETS / "tiny_svg_lp.yaml").read_text())["model"]["init_args"]
+    torch.manual_seed(123)
+    start = SVGLP(**init_args)
+    with torch.no_grad():
+        for p in start.parameters():
+            p.add_(0.5)  # far from any fresh initialisation
+    folder = start.save_pretrained(tmp_path / "start")
+    config = str(ASSETS / "tiny_svg_lp.yaml")
+    proc = run_vpzoo(["fit", "--config", config, "--trainer.max_steps", "1", "--trainer.val_check_interval", "1",
+                      "--init_from", str(folder)], tmp_path)
+    assert f"model weights set from {folder}" in proc.stderr
+    ckpt = max((tmp_path / "logs").rglob("*.ckpt"), key=lambda p: p.stat().st_mtime)
+    trained = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    given = {k: v.detach() for k, v in start.named_parameters()}  # buffers (BatchNorm statistics) move freely
+    floats = [k for k in given if k in trained]
+    assert floats and max((trained[k] - given[k]).abs().max().item() for k in floats) < 0.01
+    assert any(not torch.equal(trained[k], given[k]) for k in floats), "one step of training must change weights"
+    assert "init_from" in next((tmp_path / "logs").rglob("config.yaml")).read_text()  # recorded with the run
+
+    # weights of other sizes, another model, or with --ckpt_path: one clear error each
+    def fails(*extra: str) -> str:
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        proc = subprocess.run([VPZOO, "fit", "--config", config, "--trainer.max_steps", "1", *extra], cwd=tmp_path,
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 1, proc.stderr[-2000:]
+        return proc.stderr
+
+    err = fails("--init_from", str(folder), "--model.init_args.rnn_size", "16")
+    assert "its weights do not fit the configured SVGLP" in err and "Traceback" not in err
+    from vpzoo.models import SVGFP
+
+    other = SVGFP(**init_args).save_pretrained(tmp_path / "fp")
+    assert "holds a SVGFP; the config builds a SVGLP" in fails("--init_from", str(other))
+    assert "not both" in fails("--init_from", str(folder), "--ckpt_path", str(ckpt))
+
+
 def test_sigterm_saves_the_current_step_and_training_resumes(tmp_path):
     """The committed configs checkpoint on SIGTERM / Ctrl-C (save_on_exception): a preempted run keeps the step it
     reached, and `--ckpt_path` resumes from there (here at a new learning rate, which must take effect). Run with the

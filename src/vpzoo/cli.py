@@ -2,7 +2,8 @@
 
 - ``vpzoo fit|validate|test|predict --config CONFIG [--section.key value ...]``: Lightning's own CLI
   (:class:`lightning.pytorch.cli.LightningCLI`), so every option of the model, the data module and the trainer
-  can be set in the YAML config or overridden on the command line (e.g. ``--trainer.max_steps 200``).
+  can be set in the YAML config or overridden on the command line (e.g. ``--trainer.max_steps 200``);
+  ``--init_from NAME_OR_PATH`` sets the model's weights from zoo weights first (fine-tuning; fresh optimiser).
 - ``vpzoo predict NAME_OR_PATH [--input CLIP] ...``: the zoo's prediction demo. A positional argument (or ``--help``)
   right after ``predict`` selects it; ``vpzoo predict --config ...`` stays Lightning's.
 - ``vpzoo list [PATTERN] [--checkpoints | --all]``: registered models (default) and pretrained checkpoints;
@@ -164,6 +165,8 @@ def check_resume_checkpoint(ckpt_path: object) -> None:
 
 
 def _lightning_cli(args: list[str]) -> None:
+    from typing import Optional
+
     from lightning.pytorch.callbacks import OnExceptionCheckpoint
     from lightning.pytorch.cli import LightningCLI
     from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -200,6 +203,40 @@ def _lightning_cli(args: list[str]) -> None:
                                    "code); checkpoints written by `vpzoo fit` load with weights_only=True")
                 kwargs["weights_only"] = True  # Lightning would default to False for remote paths
             return kwargs
+
+        def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001 (Lightning's signature)
+            parser.add_argument(
+                "--init_from", type=Optional[str], default=None,
+                help="zoo weights (a checkpoint name, a zoo folder or .safetensors file, hf://owner/repo[@rev]) set "
+                "on the model before the run starts: fine-tuning, or continuing an unfinished run kept in the "
+                "repository (queue.resume). The optimiser state is fresh; not together with --ckpt_path.")
+
+        def _set_initial_weights(self) -> None:
+            source = self.config[self.subcommand].get("init_from")
+            if source is None:
+                return
+            if self.config[self.subcommand].get("ckpt_path"):
+                raise ZooError("give --init_from (zoo weights, fresh optimiser) or --ckpt_path (a `vpzoo fit` "
+                               "checkpoint, resumed whole), not both")
+            import vpzoo
+            from vpzoo.zoo.errors import ConfigMismatchError
+
+            loaded = vpzoo.load(source)
+            if type(loaded) is not type(self.model):
+                raise ConfigMismatchError(f"--init_from {source} holds a {type(loaded).__name__}; the config builds a "
+                                          f"{type(self.model).__name__}")
+            try:
+                self.model.load_state_dict(loaded.state_dict(), strict=True)
+            except RuntimeError as e:
+                raise ConfigMismatchError(f"--init_from {source}: its weights do not fit the configured "
+                                          f"{type(self.model).__name__} ({str(e).splitlines()[0]} ...); give the "
+                                          "config the sizes those weights were trained with") from None
+            print(f"vpzoo: model weights set from {source} (the optimiser state is fresh)", file=sys.stderr)
+
+        def before_fit(self) -> None:
+            self._set_initial_weights()
+
+        before_validate = before_test = before_predict = before_fit
 
         def instantiate_trainer(self, **kwargs):  # noqa: ANN003, ANN201 (Lightning's signature)
             trainer = super().instantiate_trainer(**kwargs)
