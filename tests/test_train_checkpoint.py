@@ -245,8 +245,9 @@ def test_unfinished_run_is_kept_in_the_repository_and_the_next_run_continues_fro
     trained, resumed = vpzoo.load(out), vpzoo.load(str(kept))
     assert all(torch.equal(resumed.state_dict()[k], v) for k, v in trained.state_dict().items())
     assert all(v.dtype == torch.float32 for v in load_weights(kept).values() if v.is_floating_point())
-    with pytest.raises(PlannedCheckpointError):  # still planned: not a zoo checkpoint until it beats its bar
-        vpzoo.load("tiny_planned", checkpoints=registry)
+    with pytest.raises(PlannedCheckpointError, match=r"unfinished run of 2 steps is kept in the repository "
+                                                     r"\(queue/tiny_planned.safetensors\)"):
+        vpzoo.load("tiny_planned", checkpoints=registry)  # still planned: not a zoo checkpoint until it beats its bar
 
     # the next run, given nothing, continues from them; keeping it replaces the file and the step count
     out2 = tmp_path / "run2"

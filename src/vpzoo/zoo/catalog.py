@@ -487,6 +487,10 @@ def planned_message(entry: Mapping[str, Any], path: str | os.PathLike | None = N
            f"--out DIR` (recipe {q['config']}; data: {q['data']}), then here `vpzoo benchmark "
            f"{q['ship_bar']['benchmark']} --checkpoint DIR --json DIR/benchmark.json` and `vpzoo add-checkpoint DIR "
            f"--name {name} --replace --write ...` (README: 'Training on an offline GPU machine').")
+    if "resume" in q:
+        msg += (f" An unfinished run of {q['steps_trained']:,} steps is kept in the repository "
+                f"({q['resume']['weights']}): train-checkpoint continues from it, and `vpzoo fit --config "
+                f"{q['config']} --init_from {q['resume']['weights']}` does from a checkout.")
     if q.get("other"):
         msg += f" Other ways to get it: {q['other'].rstrip('.')}."
     msg += f" An untrained {entry['model']}: vpzoo.create_model({entry['model']!r})."
