@@ -7,8 +7,9 @@ command has to be typed there. It
    :mod:`vpzoo.zoo.catalog`) and builds the model, the data module and a Trainer through LightningCLI (every key of
    the config is validated as in ``vpzoo fit``), with the config's loggers replaced by one CSV logger in a scratch
    folder and its checkpoint callbacks dropped, so nothing but the results lands in ``--out``;
-2. continues from the shipped weights of the entry (or ``--init-from``, anything :func:`vpzoo.load` takes) when
-   there are any, with a fresh optimiser state (logged);
+2. continues from the shipped weights of the entry, else from a planned entry's kept unfinished run
+   (``queue.resume``, sha256-checked), or from ``--init-from`` (anything :func:`vpzoo.load` takes), with a fresh
+   optimiser state (logged);
 3. trains on whatever accelerator Lightning finds, in bf16-mixed where the hardware supports it and the entry does
    not opt out (``queue.bf16: false``), until the paper's remaining steps or Lightning's ``max_time`` (``M``
    minutes from the start of the command minus ``--reserve-minutes`` for validation and export) runs out;
@@ -19,7 +20,9 @@ command has to be typed there. It
 
 Back on the machine that holds the repository: ``vpzoo benchmark BENCH --checkpoint DIR --json DIR/benchmark.json``
 then ``vpzoo add-checkpoint DIR --name NAME --replace --write --metrics DIR/benchmark.json --train-result
-DIR/train_result.json`` ships the weights only if they beat the entry's ship bar.
+DIR/train_result.json`` ships the weights only if they beat the entry's ship bar; ``vpzoo add-checkpoint DIR --name
+NAME --resume-weights --train-result DIR/train_result.json`` keeps a planned entry's weights that do not, for the
+next run to continue.
 """
 
 from __future__ import annotations
@@ -355,7 +358,8 @@ def main(args: Sequence[str]) -> int:
     parser.add_argument("name", help="checkpoint name (`vpzoo list --all` shows the queue)")
     parser.add_argument("--max-minutes", type=float, required=True, help="wall-clock budget of the whole command")
     parser.add_argument("--out", required=True, help="output folder (new or empty)")
-    parser.add_argument("--init-from", default=None, help="weights to continue from (default: the shipped ones)")
+    parser.add_argument("--init-from", default=None, help="weights to continue from (default: the shipped ones, else "
+                        "the entry's queue.resume)")
     parser.add_argument("--max-steps", type=int, default=None,
                         help="training iterations of this run (default: the paper's steps not yet trained)")
     parser.add_argument("--accelerator", default="auto", help="Lightning accelerator (default auto)")
