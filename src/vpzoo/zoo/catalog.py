@@ -386,7 +386,7 @@ def _resume_problems(queue: Mapping[str, Any], where: str) -> list[str]:
     if weights.is_absolute() or ".." in weights.parts or weights.suffix != ".safetensors":
         problems.append(f"{where}.weights must be a .safetensors file relative to the repository, e.g. "
                         f"queue/NAME.safetensors, got {resume['weights']!r}")
-    if not re.fullmatch(r"[0-9a-f]{64}", resume["sha256"]):
+    if not _HEX64.match(resume["sha256"]):
         problems.append(f"{where}.sha256 must be 64 lowercase hex digits, got {resume['sha256']!r}")
     if queue["steps_trained"] < 1:
         problems.append(f"{where}: steps_trained counts the steps of the resume weights and must be >= 1, got "
@@ -938,8 +938,8 @@ def keep_resume_weights(
         name: a ``status: planned`` entry of the registry.
         source: anything :func:`vpzoo.load` takes that holds a ``model`` of that entry (a zoo folder, a sharded
             ``train-checkpoint`` output, a ``.safetensors`` file).
-        steps: training steps those weights have had in all (must exceed the entry's ``steps_trained`` unless it has
-            no resume weights yet).
+        steps: training steps those weights have had in all (a run restarted from scratch may count fewer than the
+            file it replaces).
         dtype: stored dtype (default float32: the next run continues from exactly these values).
 
     Returns:
