@@ -761,7 +761,7 @@ def dump_entry(entry: Mapping[str, Any]) -> str:
 
 #: Bytes of packaged weights (``source: file`` entries) the registry may hold: the repository's tracked tree must stay
 #: under 60 MiB because every GPU job carries it (README: "Where the weights live").
-PACKAGED_WEIGHTS_BUDGET = 50 * 2**20
+PACKAGED_WEIGHTS_BUDGET = 51 * 2**20
 #: Ship-bar metrics that are not per-frame metrics of :mod:`vpzoo.metrics.aggregation` (whose registry says which
 #: way each of those goes): distances and likelihood costs, lower is better.
 _LOWER_IS_BETTER = ("fvd", "mse", "bits_per_dim")
