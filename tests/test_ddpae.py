@@ -21,6 +21,7 @@ from vpzoo.models.ddpae import (
     ddpae_frame_errors,
     normal_kl,
     paste_objects,
+    pose_grid,
     bouncing_balls_velocity,
     component_separation,
     pose_centres,
@@ -108,6 +109,23 @@ def _blob(size: int) -> torch.Tensor:
     u = torch.linspace(-1, 1, size)
     yy, xx = torch.meshgrid(u, u, indexing="ij")
     return (torch.exp(-((xx - 0.15) ** 2 + (yy + 0.1) ** 2) / 0.12) * (1 - xx**2) * (1 - yy**2))[None, None]
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_pose_grid_is_affine_grid_of_the_scale_translation_matrix(align_corners):
+    pose = torch.tensor([[2.0, 0.3, -0.45], [4.5, -1.2, 0.8], [0.7, 0.0, 2.0]], dtype=torch.float64,
+                        requires_grad=True)
+    s, x, y = pose.unbind(-1)
+    zero = torch.zeros_like(s)
+    theta = torch.stack([s, zero, x, zero, s, y], dim=-1).view(-1, 2, 3)
+    weights = torch.randn(3, 24, 24, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    expected = F.affine_grid(theta, [3, 1, 24, 24], align_corners=align_corners)
+    grid = pose_grid(pose, 24, align_corners)
+    assert grid.shape == (3, 24, 24, 2)
+    torch.testing.assert_close(grid, expected, atol=1e-15, rtol=0)
+    (grad_expected,) = torch.autograd.grad((expected * weights).sum(), pose)
+    (grad,) = torch.autograd.grad((grid * weights).sum(), pose)
+    torch.testing.assert_close(grad, grad_expected, atol=1e-12, rtol=1e-12)
 
 
 @pytest.mark.parametrize("align_corners", [True, False])
