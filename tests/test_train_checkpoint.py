@@ -278,6 +278,18 @@ def test_unfinished_run_is_kept_in_the_repository_and_the_next_run_continues_fro
         main(["add-checkpoint", str(out), "--name", "tiny_planned", "--resume-weights", "--checkpoints", str(registry)])
     assert "--resume-weights needs --steps" in capsys.readouterr().err
 
+    # --dtype float16 halves the kept file (the tracked tree's budget); its values are the run's, rounded
+    float32_size = kept.stat().st_size
+    assert main([*keep[:5], "--steps", "2", "--dtype", "float16", "--checkpoints", str(registry)]) == 0
+    half = load_weights(kept)
+    assert all(v.dtype == torch.float16 for v in half.values() if v.is_floating_point())
+    assert all(torch.equal(half[k], v.half()) for k, v in vpzoo.load(out).state_dict().items() if v.is_floating_point())
+    assert kept.stat().st_size < 0.6 * float32_size
+    assert read_entries(registry)["tiny_planned"]["queue"]["resume"]["sha256"] == file_sha256(kept)
+    with pytest.raises(SystemExit):
+        main([*keep[:4], "--dataset", "smmnist", "--dtype", "float16", "--checkpoints", str(registry)])
+    assert "--dtype applies to --resume-weights only" in capsys.readouterr().err
+
     # once it ships, the resume weights leave the tree and the entry
     metrics = tmp_path / "metrics.json"
     metrics.write_text(json.dumps([{"metric": "ssim", "protocol": "svg", "reduction": "best", "num_samples": 2,

@@ -649,9 +649,12 @@ def _add_checkpoint(args: list[str]) -> int:
                         "list, or what `vpzoo benchmark --checkpoint CKPT --json` writes; required unless "
                         "--resume-weights)")
     parser.add_argument("--resume-weights", action="store_true", help="keep SOURCE as the unfinished run of the "
-                        "planned entry NAME instead (queue/NAME.safetensors, float32, recorded as its queue.resume "
+                        "planned entry NAME instead (queue/NAME.safetensors, recorded as its queue.resume "
                         "with steps_trained = --steps): the next `vpzoo train-checkpoint NAME` on any machine "
                         "continues from it; no metrics or ship bar involved")
+    parser.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default=None,
+                        help="with --resume-weights: the stored dtype (default float32, the exact values; float16 "
+                        "halves the file where the tracked tree's size matters)")
     parser.add_argument("--training-config", help="training config file, e.g. configs/svg_lp/smmnist.yaml")
     parser.add_argument("--steps", type=int, help="training steps")
     parser.add_argument("--hardware", help="e.g. '2-core CPU (no GPU)'")
@@ -689,10 +692,13 @@ def _add_checkpoint(args: list[str]) -> int:
             parser.error("--resume-weights needs --steps (the steps those weights have had in all) or --train-result")
         from vpzoo.zoo.catalog import keep_resume_weights
 
-        dest = keep_resume_weights(opts.name, opts.source, steps=opts.steps, path=opts.checkpoints)
-        print(f"kept {opts.source} as the resume weights of {opts.name!r} ({opts.steps:,} steps): {dest}",
+        dtype = opts.dtype or "float32"
+        dest = keep_resume_weights(opts.name, opts.source, steps=opts.steps, path=opts.checkpoints, dtype=dtype)
+        print(f"kept {opts.source} as the resume weights of {opts.name!r} ({opts.steps:,} steps, {dtype}): {dest}",
               file=sys.stderr)
         return 0
+    if opts.dtype is not None:
+        parser.error("--dtype applies to --resume-weights only (`vpzoo export --dtype` sets a shipped entry's)")
     absent = [f"--{k}" for k in ("dataset", "metrics") if getattr(opts, k) is None]
     if absent:
         parser.error(f"missing {', '.join(absent)} (or give --resume-weights to keep an unfinished run)")
