@@ -77,6 +77,21 @@ def test_parameter_counts_match_sheet(name):
     assert model.num_parameters() == exact  # this implementation's count, pinned
 
 
+def test_object_output_bias_adds_one_initialised_parameter():
+    """The official decoder's last layer has no bias; ``object_output_bias`` adds it (one parameter), set to the value:
+    an all-zero feature map then decodes to sigmoid(value), not 0.5."""
+    kwargs = dict(image_size=32, n_components=2, hidden_size=16)
+    official, biased = DDPAE(**kwargs), DDPAE(**kwargs, object_output_bias=-3.0)
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(biased) == count(official) + 1
+    last = biased.object_decoder.main[-2]
+    assert official.object_decoder.main[-2].bias is None and last.bias.item() == -3.0
+    features = torch.zeros(1, last.in_channels, 8, 8)
+    torch.testing.assert_close(biased.object_decoder.main[-1](last(features)), torch.full((1, 1, 16, 16), 0.0474258732))
+    torch.testing.assert_close(official.object_decoder.main[-1](official.object_decoder.main[-2](features)),
+                               torch.full((1, 1, 16, 16), 0.5))
+
+
 def test_configs_hold_the_official_hyperparameters(tmp_path, monkeypatch):
     import lightning as L
     from lightning.pytorch.cli import LightningCLI
