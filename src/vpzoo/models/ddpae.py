@@ -379,6 +379,8 @@ class DDPAE(VideoPredictionModel):
     """
 
     stochastic = False
+    #: Zoo configs written before ``object_output_bias`` existed describe the official decoder (no bias).
+    legacy_config_defaults = {"object_output_bias": None}
     paper = {
         "title": "Learning to Decompose and Disentangle Representations for Video Prediction",
         "authors": "Jun-Ting Hsieh, Bingbin Liu, De-An Huang, Li Fei-Fei, Juan Carlos Niebles",

@@ -550,8 +550,10 @@ def validate_checkpoints(path: str | os.PathLike | None = None, *, check_files: 
         if entry["model"] not in known:
             problems.append(f"{name}: model {entry['model']!r} is not registered (known: {sorted(known)})")
             continue
-        accepted = {p.name for p in _init_parameters(get_model_class(entry["model"]))}
-        unknown, missing = sorted(set(entry["config"]) - accepted), sorted(accepted - set(entry["config"]))
+        cls = get_model_class(entry["model"])
+        accepted = {p.name for p in _init_parameters(cls)}
+        legacy = set(getattr(cls, "legacy_config_defaults", {}) or {})  # added after the config was written
+        unknown, missing = sorted(set(entry["config"]) - accepted), sorted(accepted - set(entry["config"]) - legacy)
         if unknown or missing:
             problems.append(f"{name}: config has unknown keys {unknown} and lacks {missing}; it must be the full config")
         if check_files and entry["weights"]["source"] == "file":
