@@ -92,6 +92,28 @@ def test_object_output_bias_adds_one_initialised_parameter():
                                torch.full((1, 1, 16, 16), 0.5))
 
 
+def test_configs_written_before_object_output_bias_load_as_the_official_decoder(tmp_path):
+    """``object_output_bias`` is a legacy config default: a saved config without it (ddpae_mmnist's) builds the
+    official bias-free decoder, in loading and in the registry's check alike; any other missing argument is refused."""
+    import json
+
+    import vpzoo
+    from vpzoo.zoo.format import ConfigMismatchError, config_keys_check
+
+    folder = DDPAE(**tiny_ddpae_kwargs(object_output_bias=None)).save_pretrained(tmp_path / "m")
+    doc = json.loads((folder / "config.json").read_text())
+    del doc["config"]["object_output_bias"]
+    assert config_keys_check(DDPAE, doc["config"]) == ([], [])
+    (folder / "config.json").write_text(json.dumps(doc))
+    loaded = vpzoo.load(folder)
+    assert loaded.object_decoder.main[-2].bias is None
+    del doc["config"]["pixel_sigma"]
+    assert config_keys_check(DDPAE, {**doc["config"], "colour": 1}) == (["colour"], ["pixel_sigma"])
+    (folder / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(ConfigMismatchError, match=r"the config lacks \['pixel_sigma'\]"):
+        vpzoo.load(folder)
+
+
 def test_configs_hold_the_official_hyperparameters(tmp_path, monkeypatch):
     import lightning as L
     from lightning.pytorch.cli import LightningCLI

@@ -538,7 +538,7 @@ def validate_checkpoints(path: str | os.PathLike | None = None, *, check_files: 
 
     Returns the names checked; raises ``ValueError`` listing every problem.
     """
-    from vpzoo.zoo.format import _init_parameters
+    from vpzoo.zoo.format import config_keys_check
     from vpzoo.registry import get_model_class, list_models
 
     entries = read_checkpoints(path)
@@ -551,9 +551,7 @@ def validate_checkpoints(path: str | os.PathLike | None = None, *, check_files: 
             problems.append(f"{name}: model {entry['model']!r} is not registered (known: {sorted(known)})")
             continue
         cls = get_model_class(entry["model"])
-        accepted = {p.name for p in _init_parameters(cls)}
-        legacy = set(getattr(cls, "legacy_config_defaults", {}) or {})  # added after the config was written
-        unknown, missing = sorted(set(entry["config"]) - accepted), sorted(accepted - set(entry["config"]) - legacy)
+        unknown, missing = config_keys_check(cls, entry["config"])  # legacy defaults may be absent, as when loading
         if unknown or missing:
             problems.append(f"{name}: config has unknown keys {unknown} and lacks {missing}; it must be the full config")
         if check_files and entry["weights"]["source"] == "file":

@@ -131,6 +131,21 @@ def _init_parameters(cls: type) -> list[inspect.Parameter]:
     return [p for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self" and p.kind in kinds]
 
 
+def config_keys_check(cls: type, config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """The keys of a saved ``config`` that ``cls``'s constructor does not accept, and the constructor arguments it
+    lacks, both sorted. Arguments in ``cls.legacy_config_defaults`` (added after such configs were written) may be
+    absent: :func:`complete_config` fills them with the values that reproduce the older behaviour."""
+    accepted = {p.name for p in _init_parameters(cls)}
+    legacy = set(getattr(cls, "legacy_config_defaults", {}) or {})
+    return sorted(set(config) - accepted), sorted(accepted - set(config) - legacy)
+
+
+def complete_config(cls: type, config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with the legacy defaults of ``cls`` (see :func:`config_keys_check`) filled in where absent."""
+    legacy = dict(getattr(cls, "legacy_config_defaults", {}) or {})
+    return {**{k: v for k, v in legacy.items() if k not in config}, **config}
+
+
 def _jsonable(value: Any, where: str) -> Any:
     if isinstance(value, tuple):
         value = list(value)
@@ -309,21 +324,19 @@ def build_model(
             f"{source}: the config names model {name!r}, which vpzoo {vpzoo.__version__} does not have "
             f"(known models: {', '.join(list_models())}); a newer vpzoo may have it"
         ) from None
-    accepted = {p.name for p in _init_parameters(cls)}
-    unknown = sorted(set(config) - accepted)
+    unknown, missing = config_keys_check(cls, config)
     if unknown:
+        accepted = sorted(p.name for p in _init_parameters(cls))
         raise ConfigMismatchError(
-            f"{source}: config keys {unknown} are not arguments of {cls.__qualname__} (accepted: {sorted(accepted)})"
+            f"{source}: config keys {unknown} are not arguments of {cls.__qualname__} (accepted: {accepted})"
         )
-    legacy = dict(getattr(cls, "legacy_config_defaults", {}) or {})
-    missing = sorted(accepted - set(config) - set(legacy))
     if missing:
         raise ConfigMismatchError(
             f"{source}: the config lacks {missing}: a zoo config records every constructor argument of "
             f"{cls.__qualname__}, and vpzoo does not fill in today's defaults (they may differ from the ones the "
             "weights were trained with); add the values the model was trained with"
         )
-    config = {**{k: v for k, v in legacy.items() if k not in config}, **config}
+    config = complete_config(cls, config)
     try:
         model = cls(**config)
     except (TypeError, ValueError) as e:
