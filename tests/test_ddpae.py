@@ -481,6 +481,10 @@ def test_velocity_metrics_match_components_to_balls():
     torch.testing.assert_close(out["relative_error"].float(), torch.tensor([0.5, 1.0, 1.0, 1.0]), atol=1e-5,
                                rtol=0)
     torch.testing.assert_close(out["cosine_similarity"].float(), torch.ones(4), atol=1e-5, rtol=0)
+    # positions: exact on the context frames, then j·|v| behind the twice-as-fast components (the matched clips)
+    speed = v[:2].norm(dim=-1).mean()
+    expected = torch.cat([torch.zeros(n_in), speed * torch.arange(1, t - n_in + 1)])
+    torch.testing.assert_close(out["position_error"].float(), expected, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="shift"):
         velocity_metrics(pred, true, 1)
 
@@ -540,6 +544,11 @@ def test_bouncing_balls_velocity_evaluation_uses_the_inferred_poses(tmp_path):
     assert scores["num_matched"] == int(expected["num_matched"])
     torch.testing.assert_close(torch.tensor(scores["relative_error"], dtype=torch.float64),
                                expected["relative_error"], equal_nan=True)
+    position = torch.tensor(scores["position_error"], dtype=torch.float64)
+    torch.testing.assert_close(position, expected["position_error"], equal_nan=True)
+    assert len(position) == 8
+    torch.testing.assert_close(torch.tensor(scores["context_position_error"], dtype=torch.float64), position[:3].mean(),
+                               equal_nan=True)
     with pytest.raises(ValueError, match="return_positions"):
         bouncing_balls_velocity(model, [video])
 

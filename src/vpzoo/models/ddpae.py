@@ -638,7 +638,10 @@ def velocity_metrics(pred_centres: Tensor, true_centres: Tensor, n_input: int, s
 
     Returns:
         ``relative_error`` ``|1 − ‖v̂‖/‖v‖|`` and ``cosine_similarity``, each ``(T − n_input,)`` (per predicted
-        step, averaged over the unmasked components and clips), and ``num_matched`` clips.
+        step, averaged over the unmasked components and clips), ``position_error`` ``(T,)``, the distance between
+        each component's centre and its matched ball's per frame (context frames included; averaged over the
+        components of the matched clips; vpzoo's diagnostic, not one of the paper's metrics: it shows whether the
+        inferred poses follow the balls at all), and ``num_matched`` clips.
     """
     if pred_centres.shape != true_centres.shape or pred_centres.ndim != 4 or pred_centres.shape[-1] != 2:
         raise ValueError(f"centres must be equal (B, T, K, 2) shapes, got {tuple(pred_centres.shape)} and "
@@ -654,6 +657,7 @@ def velocity_metrics(pred_centres: Tensor, true_centres: Tensor, n_input: int, s
     pv = pred[:, n_input:] - pred[:, n_input - shift : t - shift]
     tv = true[:, n_input:] - true[:, n_input - shift : t - shift]
     pn, tn = pv.norm(dim=-1), tv.norm(dim=-1)
+    distance = (pred - true).norm(dim=-1)[one_to_one]  # (matched, T, K)
     mask = (pn >= 1e-4) & (tn >= 1e-4) & one_to_one[:, None, None]
     pn_safe, tn_safe = pn.clamp_min(1e-4), tn.clamp_min(1e-4)
     relative = (1.0 - pn_safe / tn_safe).abs()
@@ -662,6 +666,7 @@ def velocity_metrics(pred_centres: Tensor, true_centres: Tensor, n_input: int, s
     return {
         "relative_error": (relative * mask).sum(dim=(0, 2)) / count,
         "cosine_similarity": (cosine * mask).sum(dim=(0, 2)) / count,
+        "position_error": distance.mean(dim=(0, 2)),
         "num_matched": one_to_one.sum(),
     }
 
@@ -680,7 +685,8 @@ def bouncing_balls_velocity(model: DDPAE, batches: Any, max_clips: Optional[int]
 
     Returns:
         :func:`velocity_metrics`' ``relative_error`` and ``cosine_similarity`` per predicted step (lists), their
-        means, ``num_matched`` and ``num_clips``.
+        means, ``position_error`` per frame (list; vpzoo's diagnostic, in units of the frame's side) with its mean
+        over the context frames and over the predicted ones, ``num_matched`` and ``num_clips``.
     """
     was_training = model.training
     model.eval()
@@ -710,6 +716,9 @@ def bouncing_balls_velocity(model: DDPAE, batches: Any, max_clips: Optional[int]
         "relative_error": scores["relative_error"].tolist(), "cosine_similarity": scores["cosine_similarity"].tolist(),
         "mean_relative_error": scores["relative_error"].mean().item(),
         "mean_cosine_similarity": scores["cosine_similarity"].mean().item(),
+        "position_error": scores["position_error"].tolist(),
+        "context_position_error": scores["position_error"][: model.n_past].mean().item(),
+        "predicted_position_error": scores["position_error"][model.n_past :].mean().item(),
         "num_matched": int(scores["num_matched"]), "num_clips": seen,
     }
 
