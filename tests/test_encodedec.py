@@ -425,3 +425,48 @@ def test_shipped_checkpoint_moves_the_digit_and_interpolates_between_frames():
           f"{error:.2f} px vs copy_last {error_copy_last:.2f} px")
     assert step > 1.0 and off_midpoint < 0.25 * step
     assert error < 0.7 * error_copy_last
+
+
+# ------------------------------------------------------------------------------------ without torchdiffeq
+def test_vpzoo_imports_and_trains_other_models_without_torchdiffeq():
+    """A GPU image may lack SciPy, which torchdiffeq imports (the offline wheelhouse cannot carry its ~35 MB), or
+    torchdiffeq itself: the models still register, another model builds and takes a training step, and building an
+    Enc-ODE-Dec raises an ImportError naming what to install. Run in a fresh interpreter in which importing
+    torchdiffeq fails (SciPy stays importable: torchmetrics decides from the installed distributions, not imports,
+    whether to import it)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import importlib.abc, sys
+
+        class Missing(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "torchdiffeq":
+                    raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+                return None
+
+        sys.meta_path.insert(0, Missing())
+        import torch
+        from vpzoo.registry import get_model_class, list_models
+        from vpzoo.models.encodedec import EncODEDec
+        assert {"encodedec", "encodedec_det", "ddpae", "svg_lp"} <= set(list_models()), list_models()
+        model = get_model_class("ddpae")(image_size=32, n_past=3, n_future=2, n_components=2, image_latent_size=32,
+                                         content_latent_size=16, hidden_size=16, ngf=4)
+        model.forward_loss(torch.rand(2, 5, 1, 32, 32))["loss"].backward()
+        assert "torchdiffeq" not in sys.modules
+        for cls in (EncODEDec, get_model_class("encodedec_det")):
+            try:
+                cls(image_size=16, res_channels=(4, 8), hidden=16, latent_dim=4)
+            except ImportError as e:
+                print("ERROR", cls.__name__, e)
+            else:
+                raise SystemExit(f"{cls.__name__} built without torchdiffeq")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    errors = [line for line in proc.stdout.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 2, proc.stdout
+    for line in errors:
+        assert "needs torchdiffeq and SciPy" in line and "pip install 'torchdiffeq>=0.2.5' scipy" in line, line

