@@ -26,11 +26,13 @@ def test_script_parses_and_dry_run_prints_the_download(tmp_path):
     platforms = {cmd[i + 1] for i, c in enumerate(cmd) if c == "--platform"}
     assert {"manylinux2014_x86_64", "manylinux_2_28_x86_64"} <= platforms
     names = {c.split("\\>")[0].split(">")[0] for c in cmd if ">=" in c.replace("\\", "")}
-    assert names == {"jsonargparse", "docstring-parser", "typeshed-client", "omegaconf", "mlxtend", "pillow"}
+    assert names == {"jsonargparse", "docstring-parser", "typeshed-client", "omegaconf", "mlxtend"}
     assert not any(c.startswith(("torch", "lightning", "huggingface", "safetensors")) for c in cmd)
     assert not (tmp_path / "wheels").exists()
     full = run("--dry-run", "--full", "3.12", str(tmp_path / "w")).stdout
     assert "av\\>=11" in full and "tensorboard\\>=2.14" in full and "torchvision" not in full
+    assert "pillow" not in full        # torchvision brings Pillow: only --pillow adds its ~6.8 MB wheel
+    assert "pillow\\>=9" in run("--dry-run", "--pillow", "3.11", str(tmp_path / "w")).stdout
 
 
 def test_bad_arguments_are_refused(tmp_path):

