@@ -72,6 +72,23 @@ def test_generator_shapes_range_and_speed(digits):
     assert not np.array_equal(v, generate_moving_mnist(digits, 16, 20, 4))
 
 
+def test_generator_returns_each_digit_alone(digits):
+    """return_objects: each digit drawn alone at its own corners, the same videos and corners from the same seed."""
+    v, corners = generate_moving_mnist(digits, 6, 5, 3, num_digits=3, return_positions=True)
+    v2, corners2, objects = generate_moving_mnist(digits, 6, 5, 3, num_digits=3, return_positions=True,
+                                                  return_objects=True)
+    assert objects.shape == (6, 5, 3, 1, 64, 64) and objects.dtype == np.uint8
+    assert np.array_equal(v, v2) and np.array_equal(corners, corners2) and np.array_equal(objects.max(axis=2), v)
+    for k in range(3):  # digit k's pixels lie inside its 28x28 box at its corner, and nothing outside it
+        for i, t in ((0, 0), (5, 4)):
+            y, x = corners[i, t, k]
+            inside = np.zeros((64, 64), bool)
+            inside[y : y + 28, x : x + 28] = True
+            assert objects[i, t, k, 0][inside].max() > 0 and objects[i, t, k, 0][~inside].max() == 0
+    only_videos, only_objects = generate_moving_mnist(digits, 6, 5, 3, num_digits=3, return_objects=True)
+    assert np.array_equal(only_videos, v) and np.array_equal(only_objects, objects)
+
+
 def test_digits_combine_by_max():
     digits = np.stack([np.full((28, 28), 100, np.uint8), np.full((28, 28), 200, np.uint8)])
     corners = np.array([[[[0, 0], [10, 10]]]])  # (N=1, T=1, D=2, 2)

@@ -557,17 +557,11 @@ def test_bouncing_balls_velocity_evaluation_uses_the_inferred_poses(tmp_path):
 # ------------------------------------------------------------------------------------------ separation
 def _digits_alone(n: int, seed: int, seq_len: int = 20):
     """Two-digit Moving MNIST clips ``(N, T, 1, 64, 64)`` and each digit rendered alone ``(N, T, 2, 1, 64, 64)``."""
-    import numpy as np
-
-    from vpzoo.data.moving_mnist import MovingMNISTDataModule, render_max, simulate_bounces
+    from vpzoo.data.moving_mnist import MovingMNISTDataModule, generate_moving_mnist
 
     digits = MovingMNISTDataModule(num_digits=2).digit_pool("test")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, digits.shape[0], size=(n, 2))
-    corners = ((64 - digits.shape[1]) * simulate_bounces(n, seq_len, rng, num_digits=2)).astype(np.int64)
-    alone = np.stack([render_max(digits, idx[:, k : k + 1], corners[:, :, k : k + 1]) for k in range(2)], axis=2)
-    clips = torch.from_numpy(alone.max(axis=2)).float() / 255
-    return clips, torch.from_numpy(alone).float() / 255
+    clips, alone = generate_moving_mnist(digits, n, seq_len, seed, num_digits=2, return_objects=True)
+    return torch.from_numpy(clips).float() / 255, torch.from_numpy(alone).float() / 255
 
 
 def test_component_separation_scores_assignments():

@@ -88,8 +88,47 @@ def test_drnet_content_swap_scores_and_draws_the_swaps(tmp_path):
     assert 0.0 <= report["probe_accuracy"] <= 1.0
 
 
-def test_drnet_content_swap_refuses_other_models(tiny_checkpoint, tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(EXAMPLES / "drnet_content_swap.py"), str(tiny_checkpoint)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode != 0 and "is a SVGLP, expected a DRNet" in proc.stderr
+def test_ddpae_decomposition_scores_and_draws_the_components(tmp_path):
+    from vpzoo.models import DDPAE
+
+    torch.manual_seed(0)  # untrained, narrow, 64-px: the example's numbers are computed, not good
+    ddpae = DDPAE(image_size=64, n_past=3, n_future=2, n_components=2, image_latent_size=32, content_latent_size=16,
+                  hidden_size=16, ngf=4, stn_scale_prior=2.0)
+    folder = ddpae.save_pretrained(tmp_path / "ddpae")
+    out = run_example("ddpae_decomposition.py", [folder, "--clips", 5, "--batch-size", 2, "--show", 2, "--out",
+                                                 "d.png", "--json", "r.json"], tmp_path)
+    assert "5 clips of 2 test digits (seed 0), 3 context -> 2 predicted frames" in out and "copy_last" in out
+    # 2 clips x (truth, DDPAE, 2 components) rows, 5 frames, 64-px frames with 2-px borders
+    assert Image.open(tmp_path / "d.png").size == (5 * 66 + 2, 2 * 4 * 66 + 2)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert 0.5 - 1e-9 <= report["separation_mean"] <= 1.0 and report["clips"] == 5
+    assert report["mse"] >= 0 and report["copy_last_mse"] > 0 and 0 <= report["clips_matched"] <= 5
+    pose_keys = ("velocity_cosine_similarity", "velocity_relative_error", "context_centre_distance",
+                 "predicted_centre_distance")
+    if report["clips_matched"]:  # distances in frame widths, the cosine in [-1, 1]
+        assert all(np.isfinite(report[key]) for key in pose_keys) and -1 <= report[pose_keys[0]] <= 1
+        assert 0 <= report["context_centre_distance"] < 1.5 and "matched one-to-one)" in out
+    else:  # no NaNs in the report: the pose scores need matched clips
+        assert all(report[key] is None for key in pose_keys) and "no pose scores" in out
+
+
+def test_ddpae_decomposition_refuses_other_models_and_bad_counts(tiny_checkpoint, monkeypatch, capsys):
+    import runpy  # in this process: the refusals come before any work, a subprocess would only add its imports
+
+    script = str(EXAMPLES / "ddpae_decomposition.py")
+    monkeypatch.setattr(sys, "argv", [script, str(tiny_checkpoint)])
+    with pytest.raises(SystemExit, match="is a SVGLP, expected a DDPAE"):
+        runpy.run_path(script, run_name="__main__")
+    monkeypatch.setattr(sys, "argv", [script, str(tiny_checkpoint), "--clips", "0"])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(script, run_name="__main__")
+    assert exit_info.value.code == 2 and "--clips must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_drnet_content_swap_refuses_other_models(tiny_checkpoint, monkeypatch):
+    import runpy  # in this process, as the DDPAE example's refusals
+
+    script = str(EXAMPLES / "drnet_content_swap.py")
+    monkeypatch.setattr(sys, "argv", [script, str(tiny_checkpoint)])
+    with pytest.raises(SystemExit, match="is a SVGLP, expected a DRNet"):
+        runpy.run_path(script, run_name="__main__")

@@ -168,6 +168,7 @@ def generate_moving_mnist(
     image_size: int = 64,
     step_length: float = STEP_LENGTH,
     return_positions: bool = False,
+    return_objects: bool = False,
 ):
     """Generate deterministic Moving MNIST videos: uint8 ``(N, T, 1, H, W)`` (values / 255 are the frames).
 
@@ -180,6 +181,12 @@ def generate_moving_mnist(
         image_size: canvas side (64).
         step_length: unit-square step per frame (0.1).
         return_positions: also return the integer top-left corners ``(N, T, D, 2)`` (y, x).
+        return_objects: also return each digit drawn alone, uint8 ``(N, T, D, 1, H, W)`` (their max over ``D`` is
+            the video), e.g. to score how a decompositional model such as DDPAE splits the digits.
+
+    Returns:
+        the videos, then the corners (``return_positions``), then the objects (``return_objects``): an array alone
+        when neither is asked for, else a tuple in that order.
     """
     digits = np.asarray(digits)
     if digits.ndim != 3 or digits.shape[1] != digits.shape[2] or digits.shape[0] < 1 or digits.dtype != np.uint8:
@@ -195,8 +202,13 @@ def generate_moving_mnist(
     idx = rng.integers(0, digits.shape[0], size=(num_sequences, num_digits), dtype=np.int64)
     unit = simulate_bounces(num_sequences, seq_len, rng, num_digits=num_digits, step_length=step_length)
     corners = (canvas * unit).astype(np.int64)  # truncation, in [0, canvas]
-    videos = render_max(digits, idx, corners, image_size)
-    return (videos, corners) if return_positions else videos
+    if not return_objects:
+        videos = render_max(digits, idx, corners, image_size)
+        return (videos, corners) if return_positions else videos
+    objects = np.stack([render_max(digits, idx[:, k : k + 1], corners[:, :, k : k + 1], image_size)
+                        for k in range(num_digits)], axis=2)  # (N, T, D, 1, H, W)
+    videos = objects.max(axis=2)
+    return (videos, corners, objects) if return_positions else (videos, objects)
 
 
 # --------------------------------------------------------------------------------------------------------
