@@ -28,11 +28,11 @@ import argparse
 import json
 
 import torch
-from torchvision.utils import make_grid
 
 import vpzoo
 from vpzoo.data.moving_mnist import DIGIT_SIZE, MovingMNISTDataModule, generate_moving_mnist
 from vpzoo.models.ddpae import DDPAE, component_separation, ddpae_frame_errors, pose_centres, velocity_metrics
+from vpzoo.zoo.visualize import write_image_grid
 
 PALETTE = torch.tensor([[1.0, 0.3, 0.3], [0.3, 1.0, 0.3], [0.4, 0.6, 1.0], [1.0, 0.9, 0.2],
                         [1.0, 0.4, 1.0], [0.2, 1.0, 1.0], [1.0, 0.6, 0.2], [0.8, 0.8, 0.8]])
@@ -116,10 +116,7 @@ def main() -> None:
     for i in range(show):
         rows += [grey(clips[i]), grey(frames[i])]
         rows += [grey(components[i, :, j]) * PALETTE[j].view(3, 1, 1) for j in range(k)]
-    grid = make_grid(torch.cat(rows).clamp(0, 1), nrow=n_past + n_future, padding=2, pad_value=0.25)
-    from PIL import Image
-
-    Image.fromarray((grid.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()).save(args.out)
+    write_image_grid(args.out, torch.cat(rows).clamp(0, 1), nrow=n_past + n_future)
     print(f"wrote {args.out}: per clip the rows truth | DDPAE (context reconstructed, then predicted) | "
           + " | ".join(f"component {j + 1}" for j in range(k)) + f"; columns frames 1-{n_past + n_future}")
     if args.json:

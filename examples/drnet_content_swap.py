@@ -27,10 +27,10 @@ import argparse
 import json
 
 import torch
-from torchvision.utils import make_grid
 
 import vpzoo
 from vpzoo.models.drnet import DRNet, content_swap_errors, make_content_swap_set, scene_discriminator_probe
+from vpzoo.zoo.visualize import write_image_grid
 
 
 def main() -> None:
@@ -76,11 +76,8 @@ def main() -> None:
         h_c, skips = model.encode_content(content)
         decoded = model.decode(h_c, skips, model.encode_pose(pose))
         autoencoded = model.decode(h_c, skips, model.encode_pose(content))
-    from PIL import Image
-
     rows = torch.cat([content, pose, decoded, pairs["swap"][:k], autoencoded])  # (5k, C, H, W), k per row
-    grid = make_grid(rows.float().clamp(0, 1), nrow=k, padding=2, pad_value=0.25)  # (3, 5 (H+2)+2, k (W+2)+2)
-    Image.fromarray((grid.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()).save(args.out)
+    write_image_grid(args.out, rows.float().clamp(0, 1), nrow=k)  # 5 (H+2)+2 x k (W+2)+2 pixels
     print(f"wrote {args.out}: rows content A | pose B | decoded swap | ideal swap | A autoencoded")
     if args.json:
         with open(args.json, "w") as f:

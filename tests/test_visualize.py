@@ -249,3 +249,31 @@ def test_slow_motion_shows_the_truth_and_scores_at_whole_frames(clip, tmp_path):
         prediction_grid(context, fine[:, :-1], target, steps_per_frame=k)
     with pytest.raises(ValueError, match="steps_per_frame must be an integer >= 1"):
         write_prediction(tmp_path / "x.gif", context, fine, target, steps_per_frame=0)
+
+
+def test_write_image_grid_lays_out_images_in_order_and_refuses_bad_input(tmp_path):
+    from vpzoo.zoo.visualize import write_image_grid
+
+    images = torch.zeros(5, 3, 4, 6)
+    for i in range(5):
+        images[i, i % 3] = (i + 1) / 5  # image i: channel i % 3 at (i + 1) / 5
+    path = write_image_grid(tmp_path / "sub" / "g.png", images, nrow=3)
+    grid = np.asarray(Image.open(path))
+    assert grid.shape == (2 * 6 + 2, 3 * 8 + 2, 3)  # 2 rows x 3 columns of 4x6 images, 2-px borders
+    for i in range(5):
+        row, col = divmod(i, 3)
+        pixel = grid[2 + row * 6 + 1, 2 + col * 8 + 1]
+        expected = np.zeros(3)
+        expected[i % 3] = round((i + 1) / 5 * 255)
+        assert np.array_equal(pixel, expected), (i, pixel)
+    assert np.array_equal(grid[0, 0], [64, 64, 64]) and np.array_equal(grid[-1, -1], [64, 64, 64])  # round(0.25*255)
+    grey = np.asarray(Image.open(write_image_grid(tmp_path / "grey.png", torch.full((2, 1, 3, 3), 0.5), nrow=2)))
+    assert grey.shape == (7, 12, 3) and (grey[2:5, 2:5] == 128).all()
+    for bad, match in ((torch.zeros(2, 2, 3, 3), "C in"), (torch.zeros(3, 3, 3), r"\(N >= 1"),
+                       (torch.full((1, 1, 2, 2), 1.5), r"in \[0, 1\]"), (torch.zeros(1, 1, 2, 2, dtype=torch.uint8),
+                                                                          "finite floats")):
+        with pytest.raises(ValueError, match=match):
+            write_image_grid(tmp_path / "bad.png", bad, nrow=1)
+    with pytest.raises(ValueError, match="nrow must be at least 1"):
+        write_image_grid(tmp_path / "bad.png", images, nrow=0)
+    assert not (tmp_path / "bad.png").exists()

@@ -32,6 +32,7 @@ __all__ = [
     "render_label",
     "write_prediction",
     "write_metrics_plot",
+    "write_image_grid",
     "whole_frames",
 ]
 
@@ -440,6 +441,28 @@ def prediction_grid(
         put(line, y, 0, width, line_h, ink=_INK if j < len(caption) - 1 else _GREY_INK)
         y += line_h
     return (canvas, boxes) if return_boxes else canvas
+
+
+def write_image_grid(path: str | os.PathLike, images: Tensor, nrow: int, padding: int = 2,
+                     pad_value: float = 0.25) -> Path:
+    """A plain PNG of ``images (N, C, H, W)`` in [0, 1] (C = 1 grey or 3 RGB), ``nrow`` per row, in order, with
+    ``padding``-pixel borders of grey ``pad_value`` (torchvision's ``make_grid``). Values outside [0, 1] are refused,
+    not clipped. Returns the path."""
+    from PIL import Image
+    from torchvision.utils import make_grid
+
+    if images.ndim != 4 or images.shape[1] not in (1, 3) or images.shape[0] == 0:
+        raise ValueError(f"images must be (N >= 1, C in (1, 3), H, W), got {tuple(images.shape)}")
+    if not images.is_floating_point() or not torch.isfinite(images).all() or images.min() < 0 or images.max() > 1:
+        raise ValueError(f"images must be finite floats in [0, 1], got {images.dtype} in "
+                         f"[{images.min().item()}, {images.max().item()}]")
+    if nrow < 1:
+        raise ValueError(f"nrow must be at least 1, got {nrow}")
+    grid = make_grid(images.detach().float().cpu(), nrow=nrow, padding=padding, pad_value=pad_value)  # (3, H', W')
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((grid.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()).save(path)
+    return path
 
 
 # ------------------------------------------------------------------------------------------------ plot
