@@ -1,18 +1,25 @@
-"""DDPAE training-step speed: vpzoo's spatial-transformer grid (``pose_grid``, built by broadcasting) against the
-reference way, ``F.affine_grid`` of the ``[[s, 0, x], [0, s, y]]`` matrices (the official code's call).
+"""DDPAE training-step speed on CPU, two ways alternating on one model, optimiser and batch (a busy machine slows
+both alike):
 
-Both compute the same grid (exactly, in float64; ``tests/test_ddpae.py`` checks values and gradients). The
-reference way is swapped in by replacing ``vpzoo.models.ddpae.pose_grid`` for the reference steps only; the two ways
-alternate step by step on the same model, optimiser and batch, so a busy machine slows both alike. The clips are
-random sparse binary frames (the step's cost does not depend on the content).
+- ``--compare grid`` (default): vpzoo's spatial-transformer grid (``pose_grid``, built by broadcasting) against the
+  reference way, ``F.affine_grid`` of the ``[[s, 0, x], [0, s, y]]`` matrices (the official code's call). Both compute
+  the same grid (exactly, in float64; ``tests/test_ddpae.py`` checks values and gradients). The reference way is
+  swapped in by replacing ``vpzoo.models.ddpae.pose_grid`` for the reference steps only.
+- ``--compare precision``: float32 against bfloat16 autocast on the CPU (``torch.autocast("cpu", torch.bfloat16)``,
+  what Lightning's ``--trainer.precision bf16-mixed`` runs), for CPUs with native bf16 (AVX512-BF16/AMX). Also
+  records how far the bf16 loss of one batch lies from the float32 one (the same weights, before any step).
 
-Usage: python benchmarks/bench_ddpae.py [--config configs/ddpae/bouncing_balls.yaml] [--batch 16] [--steps 8]
-                                        [--threads 2] [--out benchmarks/results/ddpae_step.json]
+The clips are random sparse binary frames (the step's cost does not depend on the content).
+
+Usage: python benchmarks/bench_ddpae.py [--compare grid|precision] [--config configs/ddpae/bouncing_balls.yaml]
+                                        [--batch 16] [--steps 8] [--threads 2] [--out JSON]
+       (default JSON: benchmarks/results/ddpae_step.json, ddpae_step_precision.json for --compare precision)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -38,12 +45,15 @@ def affine_grid_way(pose: torch.Tensor, size: int, align_corners: bool = True) -
 def main() -> None:
     root = Path(__file__).resolve().parents[1]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--compare", choices=("grid", "precision"), default="grid")
     parser.add_argument("--config", default=str(root / "configs/ddpae/bouncing_balls.yaml"))
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=8, help="timed steps of each way (after 2 warm-up steps each)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=str(root / "benchmarks/results/ddpae_step.json"))
+    parser.add_argument("--out", help="JSON to write (default: benchmarks/results/ddpae_step[_precision].json)")
     args = parser.parse_args()
+    out = args.out or str(root / "benchmarks/results" / (
+        "ddpae_step.json" if args.compare == "grid" else "ddpae_step_precision.json"))
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
@@ -55,41 +65,76 @@ def main() -> None:
              > 0.94).float()
     ours = ddpae_module.pose_grid
 
-    def step(grid_fn) -> float:
-        ddpae_module.pose_grid = grid_fn
+    @contextlib.contextmanager
+    def reference_grid():
+        ddpae_module.pose_grid = affine_grid_way
         try:
-            start = time.perf_counter()
-            loss = model.forward_loss(clips)["loss"]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            return time.perf_counter() - start
+            yield
         finally:
             ddpae_module.pose_grid = ours
 
-    for _ in range(2):
-        step(affine_grid_way), step(ours)
-    times: dict[str, list[float]] = {"reference": [], "vpzoo": []}
-    for _ in range(args.steps):
-        times["reference"].append(step(affine_grid_way))
-        times["vpzoo"].append(step(ours))
+    if args.compare == "grid":  # (baseline, candidate): the reference way first
+        ways = {"reference (F.affine_grid)": reference_grid, "vpzoo (pose_grid)": contextlib.nullcontext}
+    else:
+        ways = {"float32": contextlib.nullcontext,
+                "bf16 autocast (bf16-mixed)": lambda: torch.autocast("cpu", dtype=torch.bfloat16)}
+    (base_name, base), (cand_name, cand) = ways.items()
 
-    ref, new = statistics.median(times["reference"]), statistics.median(times["vpzoo"])
+    extra = {}
+    if args.compare == "precision":
+        with torch.no_grad():  # the same weights and the same noise (the loss samples every latent)
+            torch.manual_seed(1)
+            loss32 = model.forward_loss(clips)["loss"].item()
+            torch.manual_seed(1)
+            with cand():
+                loss16 = model.forward_loss(clips)["loss"].item()
+        extra = {"float32_loss": loss32, "bf16_loss": loss16, "loss_relative_difference": abs(loss16 - loss32) / abs(loss32)}
+
+    def step(way) -> float:
+        start = time.perf_counter()
+        with way():
+            loss = model.forward_loss(clips)["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return time.perf_counter() - start
+
+    for _ in range(2):
+        step(base), step(cand)
+    times: dict[str, list[float]] = {base_name: [], cand_name: []}
+    for _ in range(args.steps):
+        times[base_name].append(step(base))
+        times[cand_name].append(step(cand))
+
+    ref, new = statistics.median(times[base_name]), statistics.median(times[cand_name])
     result = {
-        "config": os.path.relpath(args.config, root), "batch": args.batch, "threads": args.threads,
-        "steps": args.steps, "parameters": sum(p.numel() for p in model.parameters()),
-        "reference_s_per_step": ref, "vpzoo_s_per_step": new, "speedup": ref / new,
-        "reference_clips_per_s": args.batch / ref, "vpzoo_clips_per_s": args.batch / new,
+        "compare": args.compare, "config": os.path.relpath(args.config, root), "batch": args.batch,
+        "threads": args.threads, "steps": args.steps, "parameters": sum(p.numel() for p in model.parameters()),
+        "baseline": base_name, "candidate": cand_name,
+        "baseline_s_per_step": ref, "candidate_s_per_step": new, "speedup": ref / new,
+        "baseline_clips_per_s": args.batch / ref, "candidate_clips_per_s": args.batch / new, **extra,
         "times": times, "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-        "load_average": os.getloadavg(), "torch": torch.__version__,
+        "bf16_cpu": _cpu_has_bf16(), "load_average": os.getloadavg(), "torch": torch.__version__,
     }
     print(f"{'way':<32}{'s/step':>10}{'clips/s':>10}")
-    print(f"{'reference (F.affine_grid)':<32}{ref:>10.3f}{args.batch / ref:>10.1f}")
-    print(f"{'vpzoo (pose_grid)':<32}{new:>10.3f}{args.batch / new:>10.1f}")
+    print(f"{base_name:<32}{ref:>10.3f}{args.batch / ref:>10.1f}")
+    print(f"{cand_name:<32}{new:>10.3f}{args.batch / new:>10.1f}")
     print(f"speedup {ref / new:.2f}x  (batch {args.batch}, {args.threads} threads, load {os.getloadavg()[0]:.1f})")
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    if extra:
+        print(f"loss of one batch, same weights: float32 {loss32:.2f}, bf16 {loss16:.2f} "
+              f"(relative difference {extra['loss_relative_difference']:.1e})")
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
+
+
+def _cpu_has_bf16() -> bool | None:
+    """Whether /proc/cpuinfo lists avx512_bf16 or amx_bf16 (None where there is no /proc/cpuinfo)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 if __name__ == "__main__":

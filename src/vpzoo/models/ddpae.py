@@ -105,7 +105,7 @@ from torch import Tensor, nn
 
 from vpzoo.metrics.aggregation import summed_frame_bce, summed_frame_mse
 from vpzoo.models.base import VideoPredictionModel
-from vpzoo.models.blocks import denton_init, gaussian_kl, gaussian_log_density
+from vpzoo.models.blocks import denton_init, float32_or_wider, gaussian_kl, gaussian_log_density
 from vpzoo.registry import register_model
 
 __all__ = [
@@ -302,14 +302,20 @@ def paste_objects(objects: Tensor, pose: Tensor, image_size: int, align_corners:
     box is ``S / s`` pixels wide.
     """
     grid = pose_grid(pose, image_size, align_corners)
-    return F.grid_sample(objects, grid, mode="bilinear", padding_mode="zeros", align_corners=align_corners)
+    # The decoder's objects are bfloat16 under autocast, the poses float32 (DDPAE.infer): sample in the wider dtype
+    # rather than rely on each device's autocast rules for grid_sample.
+    dtype = torch.promote_types(objects.dtype, grid.dtype)
+    return F.grid_sample(objects.to(dtype), grid.to(dtype), mode="bilinear", padding_mode="zeros",
+                         align_corners=align_corners)
 
 
 def crop_objects(images: Tensor, pose: Tensor, object_size: int, align_corners: bool = True) -> Tensor:
     """Crop ``(N, C, object_size, object_size)`` patches out of frames ``(N, C, S, S)`` with the inverse of ``pose``
     ``(N, 3)``: the inverse of :func:`paste_objects` (up to interpolation)."""
     grid = pose_grid(invert_pose(pose), object_size, align_corners)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=align_corners)
+    dtype = torch.promote_types(images.dtype, grid.dtype)  # as paste_objects
+    return F.grid_sample(images.to(dtype), grid.to(dtype), mode="bilinear", padding_mode="zeros",
+                         align_corners=align_corners)
 
 
 def constrain_pose(pose: Tensor, scale_prior: float) -> Tensor:
@@ -487,7 +493,10 @@ class DDPAE(VideoPredictionModel):
             raise ValueError(f"n_future must be >= 0, got {n_future}")
         b, t_in = context.shape[:2]
         k, align = self.n_components, self.hparams.align_corners
-        out = self.pose_model(context, n_future)
+        # The latents' distributions are float32 under autocast too: in bfloat16 (8 significant bits) a raw pose of
+        # magnitude ~3 moves in steps of 1/64, which swallows most β increments (prior σ 0.1) of the running sum and
+        # shifts every object by up to ~half a pixel; the sampled poses and the KL terms then stay float32.
+        out = {name: float32_or_wider(value) for name, value in self.pose_model(context, n_future).items()}
 
         def draw(mu: Tensor, sigma: Tensor) -> Tensor:
             return mu + sigma * torch.randn_like(mu) if sample else mu
@@ -501,7 +510,7 @@ class DDPAE(VideoPredictionModel):
         frames = context[:, :, None].expand(b, t_in, k, *context.shape[2:]).flatten(0, 2)
         crops = crop_objects(frames, pose[:, :t_in].reshape(-1, POSE_SIZE), self.object_size, align)
         codes = self.object_encoder(crops).view(b, t_in, k, -1).transpose(1, 2).flatten(0, 1)  # (B·K, T_in, 128)
-        content_mu, content_sigma = self.content_lstm(codes).view(b, k, -1).chunk(2, dim=-1)
+        content_mu, content_sigma = float32_or_wider(self.content_lstm(codes)).view(b, k, -1).chunk(2, dim=-1)
         content_sigma = F.softplus(content_sigma)
         content = draw(content_mu, content_sigma)
 

@@ -73,7 +73,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from vpzoo.models.base import VideoPredictionModel
-from vpzoo.models.blocks import NormConvLSTMCell, PreActResBlock
+from vpzoo.models.blocks import NormConvLSTMCell, PreActResBlock, float32_or_wider
 from vpzoo.registry import register_model
 
 __all__ = ["ImprovedVRNN", "VRNN", "VRNNHier", "frame_embedding_channels"]
@@ -90,11 +90,6 @@ _RENDER_OUT = (8, 8, 4, 2, 1, 1)
 def frame_embedding_channels(width: int) -> list[int]:
     """Channels of the six frame-embedding levels (64, 32, 16, 8, 4, 1 px) for ``width``."""
     return [width * m for m in _EMBED_WIDTHS]
-
-
-def _float32_or_wider(x: Tensor) -> Tensor:
-    """``x`` in float32, or in its own dtype when that is wider (float64 stays float64)."""
-    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def _time_flat(module: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
@@ -158,7 +153,7 @@ class _GaussianLevel(nn.Module):
         """LSTM outputs ``(B, T, hidden, H, W)`` and upsampled higher-level samples → ``(μ, log σ²)`` in float32,
         each ``(B, T, z, H, W)``."""
         y = _time_flat(lambda v: self.head_norm(self.head(v)), torch.cat([*higher, h], dim=2) if higher else h)
-        mean, raw = _float32_or_wider(y).chunk(2, dim=2)
+        mean, raw = float32_or_wider(y).chunk(2, dim=2)
         return mean, F.softplus(raw).log()
 
 
@@ -413,8 +408,8 @@ class ImprovedVRNN(VideoPredictionModel):
         logits, dists, _ = self.unroll([e[:, self.n_past - 1 : -1] for e in emb], [e[:, self.n_past :] for e in emb],
                                        self.initial_states(emb), noise)
         with torch.autocast(x.device.type, enabled=False):
-            recon = torch.sigmoid(_float32_or_wider(logits))
-            target = _float32_or_wider(x[:, self.n_past :])
+            recon = torch.sigmoid(float32_or_wider(logits))
+            target = float32_or_wider(x[:, self.n_past :])
             kind = self.hparams.rec_loss
             if kind == "l1":
                 rec = F.l1_loss(recon, target, reduction="none")
@@ -430,7 +425,7 @@ class ImprovedVRNN(VideoPredictionModel):
     @staticmethod
     def _log_ratio(d: dict[str, Tensor]) -> Tensor:
         """``log q(z) − log p(z)`` per element at the posterior sample ``z`` (the code's Monte-Carlo KL)."""
-        z = _float32_or_wider(d["z"])
+        z = float32_or_wider(d["z"])
         log_q = -0.5 * (d["logvar_q"] + (z - d["mean_q"]) ** 2 / d["logvar_q"].exp())
         log_p = -0.5 * (d["logvar_p"] + (z - d["mean_p"]) ** 2 / d["logvar_p"].exp())
         return log_q - log_p
@@ -501,7 +496,7 @@ class ImprovedVRNN(VideoPredictionModel):
         frames = []
         for t in range(n_future):
             logits, _, states = self.unroll(prev, None, states, noise)
-            frame = torch.sigmoid(_float32_or_wider(logits))
+            frame = torch.sigmoid(float32_or_wider(logits))
             frames.append(frame)
             if t + 1 < n_future:
                 prev = self.embed(frame.to(logits.dtype))
@@ -519,7 +514,7 @@ class ImprovedVRNN(VideoPredictionModel):
                 emb = self.embed(frames)
             observed = [e[:, n_ctx:t_ctx] for e in emb] if t_ctx > n_ctx else None
             logits, _, _ = self.unroll([e[:, n_ctx - 1 :] for e in emb], observed, states, noise)
-            frames = torch.cat([frames, torch.sigmoid(_float32_or_wider(logits[:, -1:])).to(frames.dtype)], dim=1)
+            frames = torch.cat([frames, torch.sigmoid(float32_or_wider(logits[:, -1:])).to(frames.dtype)], dim=1)
         return frames[:, t_ctx:]
 
 

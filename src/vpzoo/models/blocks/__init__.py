@@ -7,7 +7,8 @@
 - :mod:`~vpzoo.models.blocks.layers`: TensorFlow-compatible "SAME" convolutions and layer norm.
 - :mod:`~vpzoo.models.blocks.transforms`: the pixel-advection transformations of Finn et al. (2016): CDNA, DNA,
   STP, mask compositing (SV2P, SAVP).
-- :mod:`~vpzoo.models.blocks.distributions`: the diagonal-Gaussian KL.
+- :mod:`~vpzoo.models.blocks.distributions`: the diagonal-Gaussian KL and log-density, and the float32 upcast under
+  autocast.
 - :mod:`~vpzoo.models.blocks.init`: the weight initialisations of the official codes.
 - :mod:`~vpzoo.models.blocks.discriminators`: DRNet's scene discriminator, SAVP's video discriminator.
 - :mod:`~vpzoo.models.blocks.flows`: Glow's invertible layers as tensor2tensor builds them (VideoFlow): ActNorm,

@@ -1,4 +1,5 @@
-"""Closed-form terms of diagonal Gaussians: the KL between two, and the log-density."""
+"""Closed-form terms of diagonal Gaussians: the KL between two, and the log-density; and the upcast that keeps
+precision-sensitive quantities out of half precision under autocast."""
 
 from __future__ import annotations
 
@@ -8,7 +9,16 @@ import torch
 from torch import Tensor
 
 
-__all__ = ["gaussian_kl", "gaussian_log_density"]
+__all__ = ["float32_or_wider", "gaussian_kl", "gaussian_log_density"]
+
+
+def float32_or_wider(x: Tensor) -> Tensor:
+    """``x`` in float32, or in its own dtype when that is wider (float64 stays float64; float32 is returned as is).
+
+    For what half precision cannot hold under bf16/float16 autocast: sums over every pixel or latent, likelihoods,
+    running sums of small increments (DDPAE's poses), whatever a layer's half-precision output feeds into them.
+    """
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def gaussian_kl(mu_q: Tensor, logvar_q: Tensor, mu_p: Tensor, logvar_p: Tensor) -> Tensor:
