@@ -65,6 +65,7 @@ def test_queue_entry_builds_its_model_and_data_module(name, tmp_path):
         assert q["steps_trained"] == q["paper_steps"]
     elif entry.get("status") != "planned":
         assert 0 < q["steps_trained"] == entry["training"]["steps"] < q["paper_steps"]
+        assert q.get("batch_trained", q["paper_batch"]) == entry["training"].get("batch", q["paper_batch"])
         assert "shipped" in bar["must_beat"]
         # the shipped weights are exactly the recipe's architecture (what --init-from continues from)
         shipped = vpzoo.load(name)

@@ -249,15 +249,27 @@ def test_unfinished_run_is_kept_in_the_repository_and_the_next_run_continues_fro
                                                      r"\(queue/tiny_planned.safetensors\)"):
         vpzoo.load("tiny_planned", checkpoints=registry)  # still planned: not a zoo checkpoint until it beats its bar
 
-    # the next run, given nothing, continues from them; keeping it replaces the file and the step count
+    assert entry["queue"]["batch_trained"] == 2  # the run's batch, the paper's here
+
+    # the next run, given nothing, continues from them (here at batch 4); keeping it replaces the file and the step
+    # count, and batch_trained becomes the mean clips per step over both runs: (2 x 2 + 1 x 4) / 3, rounded
     out2 = tmp_path / "run2"
-    result = train(registry, "tiny_planned", out2, 1)
-    assert (result["steps_before"], result["steps_trained"]) == (2, 3)
+    result = train(registry, "tiny_planned", out2, 1, "--", "--data.init_args.batch_size", "4")
+    assert (result["steps_before"], result["steps_trained"], result["batch_size"]) == (2, 3, 4)
     assert result["init_from"] == "resume weights of tiny_planned (queue/tiny_planned.safetensors)"
     first_digest = file_sha256(kept)
     assert main([*keep[:1], str(out2), *keep[2:6], str(out2 / "train_result.json"), *keep[7:]]) == 0
     entry = read_entries(registry)["tiny_planned"]
     assert entry["queue"]["steps_trained"] == 3 and entry["queue"]["resume"]["sha256"] == file_sha256(kept) != first_digest
+    assert entry["queue"]["batch_trained"] == 3
+    capsys.readouterr()
+    monkeypatch.setenv("VPZOO_CHECKPOINTS", str(registry))
+    assert main(["list", "--all"]) == 0  # the share of the paper's clips: 3 steps x 3 / (1,000 x 2) = 0.45%
+    assert "3 / 1,000 steps (0.3%) at batch 3: 0.5% of the paper's clips" in capsys.readouterr().out
+    # --steps/--batch by hand (a run outside train-checkpoint)
+    assert main([*keep[:1], str(out2), *keep[2:5], "--steps", "40", "--batch", "1", *keep[7:]]) == 0
+    assert {k: read_entries(registry)["tiny_planned"]["queue"][k] for k in ("steps_trained", "batch_trained")} == {
+        "steps_trained": 40, "batch_trained": 1}
 
     # a changed file is refused, naming it
     good = kept.read_bytes()

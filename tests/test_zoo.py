@@ -274,6 +274,21 @@ def test_registry_schema_errors_are_listed(tiny_folder, tmp_path):
     registry.write_text(yaml.safe_dump(doc))
     with pytest.raises(ValueError, match="revision must pin a 40-hex commit"):
         read_checkpoints(registry)
+    entry["weights"]["revision"] = "0" * 40
+    entry["training"]["batch"] = 0.5  # the clips per step: an int
+    registry.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ValueError, match=r"training.batch must be int, got 0.5"):
+        read_checkpoints(registry)
+    entry["training"]["batch"] = 16
+    entry["queue"] = {"config": "configs/x.yaml", "paper_steps": 10, "paper_batch": 4, "steps_trained": 2,
+                      "batch_trained": 0, "ship_bar": {"benchmark": "smmnist_svg", "metric": "ssim",
+                                                       "must_beat": ["copy_last"]}, "priority": 1, "data": "x"}
+    registry.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ValueError, match=r"queue.batch_trained must be >= 1, got 0"):
+        read_checkpoints(registry)
+    entry["queue"]["batch_trained"] = 16
+    registry.write_text(yaml.safe_dump(doc))
+    assert read_checkpoints(registry)["tiny_svg_lp"]["queue"]["batch_trained"] == 16
 
 
 def test_every_entry_of_the_real_checkpoints_file_loads_and_matches_its_sha256(clip):

@@ -362,7 +362,8 @@ def _print_queue(pattern: str) -> None:
 
     queue = [e for n, e in read_queue().items() if fnmatch.fnmatch(n, pattern)]
     print("\ntraining queue (vpzoo train-checkpoint NAME --max-minutes M --out DIR):")
-    rows = [("priority", "name", "status", "progress (steps trained / paper steps)", "batch", "recipe", "ship bar")]
+    rows = [("priority", "name", "status", "progress (steps trained / paper steps)", "paper batch", "recipe",
+             "ship bar")]
     for e in queue:
         q = e["queue"]
         bar = q["ship_bar"]
@@ -657,6 +658,8 @@ def _add_checkpoint(args: list[str]) -> int:
                         "halves the file where the tracked tree's size matters)")
     parser.add_argument("--training-config", help="training config file, e.g. configs/svg_lp/smmnist.yaml")
     parser.add_argument("--steps", type=int, help="training steps")
+    parser.add_argument("--batch", type=int, help="clips per step of those --steps (their mean where runs differed), "
+                        "recorded as queue.batch_trained; default: from --train-result, else the entry's recorded one")
     parser.add_argument("--hardware", help="e.g. '2-core CPU (no GPU)'")
     parser.add_argument("--time", help="wall-clock training time, e.g. '31 h'")
     parser.add_argument("--train-result", help="train_result.json of `vpzoo train-checkpoint`: the defaults of "
@@ -684,6 +687,13 @@ def _add_checkpoint(args: list[str]) -> int:
                     "hardware": run.get("hardware"), "paper_steps": run.get("paper_steps"),
                     "time": f"{run['train_seconds'] / 60:.1f} min in the last run ({run.get('started', '?')})"
                     if "train_seconds" in run else None}
+        if run.get("batch_size") and run.get("steps_trained"):  # mean over the steps before the run and the run's
+            from vpzoo.zoo.catalog import mean_batch, read_queue
+
+            q = read_queue(opts.checkpoints).get(opts.name, {}).get("queue", {})
+            before = q.get("batch_trained", q.get("paper_batch", run["batch_size"]))
+            defaults["batch"] = mean_batch(run.get("steps_before", 0), before, run.get("steps_this_run", 0),
+                                           run["batch_size"])
         for key, value in defaults.items():
             if getattr(opts, key) is None:
                 setattr(opts, key, value)
@@ -693,9 +703,11 @@ def _add_checkpoint(args: list[str]) -> int:
         from vpzoo.zoo.catalog import keep_resume_weights
 
         dtype = opts.dtype or "float32"
-        dest = keep_resume_weights(opts.name, opts.source, steps=opts.steps, path=opts.checkpoints, dtype=dtype)
-        print(f"kept {opts.source} as the resume weights of {opts.name!r} ({opts.steps:,} steps, {dtype}): {dest}",
-              file=sys.stderr)
+        dest = keep_resume_weights(opts.name, opts.source, steps=opts.steps, path=opts.checkpoints, dtype=dtype,
+                                   batch=opts.batch)
+        of_batch = f" of batch {opts.batch}" if opts.batch else ""
+        print(f"kept {opts.source} as the resume weights of {opts.name!r} ({opts.steps:,} steps{of_batch}, {dtype}): "
+              f"{dest}", file=sys.stderr)
         return 0
     if opts.dtype is not None:
         parser.error("--dtype applies to --resume-weights only (`vpzoo export --dtype` sets a shipped entry's)")
@@ -721,6 +733,8 @@ def _add_checkpoint(args: list[str]) -> int:
     training = {"config": opts.training_config, "steps": opts.steps, "hardware": opts.hardware, "time": opts.time}
     if opts.paper_steps is not None:
         training["paper_steps"] = opts.paper_steps
+    if opts.batch is not None:
+        training["batch"] = opts.batch
     paper = {k: getattr(opts, f"paper_{k}") for k in ("title", "authors", "venue", "arxiv", "url")
              if getattr(opts, f"paper_{k}") is not None} or None
     entry = make_checkpoint_entry(
@@ -791,7 +805,7 @@ commands:
   list [PATTERN] [--checkpoints | --all]                       registered models / pretrained checkpoints
   export CKPT OUT_DIR [--dtype float16]                        Lightning checkpoint -> zoo folder
   add-checkpoint SRC --name NAME ... [--write]                 checkpoints.yaml entry of an exported folder
-  add-checkpoint SRC --name NAME --resume-weights --steps N    keep an unfinished run of a planned entry
+  add-checkpoint SRC --name NAME --resume-weights --steps N [--batch B]   keep an unfinished run of a planned entry
   convert svg|drnet PATH OUT_DIR [--lstm PATH]                 the authors' own model.pth -> zoo folder
   benchmark [NAME] [--checkpoint CKPT ...] [--rerun]          published vs zoo numbers; measure checkpoints
   train-checkpoint NAME --max-minutes M --out DIR              train one checkpoint of the queue, sharded export

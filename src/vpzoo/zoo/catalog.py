@@ -48,6 +48,8 @@ only ``name``, ``model``, ``dataset``, ``status``, ``queue`` (optional ``license
           paper_steps: 180000             # the paper's schedule
           paper_batch: 100
           steps_trained: 0                # steps of the shipped weights so far
+          batch_trained: 16               # optional (default paper_batch): clips per step of those steps (their
+                                          # mean where runs differed); CPU runs train smaller batches
           ship_bar: {benchmark: bair_fvd, metric: fvd, must_beat: [shipped, copy_last],
                      also: [{metric: ssim, must_beat: [copy_last]}]}   # optional: more conditions, all must hold
           priority: 1                     # 1 first
@@ -89,6 +91,7 @@ __all__ = [
     "read_planned",
     "read_queue",
     "queue_progress",
+    "mean_batch",
     "planned_message",
     "validate_checkpoints",
     "list_checkpoints",
@@ -123,7 +126,7 @@ _PLANNED_KEYS = {"name": str, "model": str, "dataset": str, "status": str, "queu
 _PLANNED_OPTIONAL = {"license": str, "paper": dict, "notes": str}
 _QUEUE_KEYS = {"config": str, "paper_steps": int, "paper_batch": int, "steps_trained": int, "ship_bar": dict,
                "priority": int, "data": str}
-_QUEUE_OPTIONAL = {"overrides": dict, "bf16": bool, "other": str, "resume": dict}
+_QUEUE_OPTIONAL = {"overrides": dict, "bf16": bool, "other": str, "resume": dict, "batch_trained": int}
 #: ``queue.resume`` (planned entries only): weights of an unfinished run, kept in the repository so that the next run,
 #: on any machine, continues from them (``vpzoo train-checkpoint`` does by default); ``steps_trained`` counts theirs.
 _RESUME_KEYS = {"weights": str, "sha256": str}
@@ -136,6 +139,9 @@ _SHIP_CONDITION_KEYS = {"metric": str, "must_beat": list}
 #: point-to-point ones: :attr:`vpzoo.leaderboard.Benchmark.baselines`).
 _BASELINES = ("shipped", "copy_last", "black", "repeat_start", "crossfade")
 _TRAINING_KEYS = {"config": str, "steps": int, "hardware": str, "time": str}
+#: typed optional keys of ``training`` (others, e.g. ``by``, ``command``, are free): ``batch``, the clips per step of
+#: ``steps`` (their mean where runs differed)
+_TRAINING_OPTIONAL = {"paper_steps": int, "batch": int}
 _CONFIG_OF = {"image_size": "image_size", "channels": "channels", "context_frames": "n_past", "future_frames": "n_future"}
 
 _CACHE: dict[tuple[str, int, int], dict[str, dict[str, Any]]] = {}
@@ -251,6 +257,7 @@ def _entry_problems(entry: Any, index: int) -> list[str]:
             problems.append(f"{wh}.revision must pin a 40-hex commit (a branch or tag can move), got {w['revision']!r}")
     problems += _check_types(entry["paper"], {"title": str}, f"{where}.paper", required=True)
     problems += _check_types(entry["training"], _TRAINING_KEYS, f"{where}.training", required=True)
+    problems += _check_types(entry["training"], _TRAINING_OPTIONAL, f"{where}.training", required=False)
     if not entry["metrics"]:
         problems.append(f"{where}.metrics: at least one metric measured on the test protocol is required")
     else:
@@ -336,6 +343,8 @@ def _queue_problems(queue: Mapping[str, Any], where: str) -> list[str]:
             problems.append(f"{where}.{key} must be >= 1, got {queue[key]}")
     if queue["steps_trained"] < 0:
         problems.append(f"{where}.steps_trained must be >= 0, got {queue['steps_trained']}")
+    if queue.get("batch_trained", 1) < 1:
+        problems.append(f"{where}.batch_trained must be >= 1, got {queue['batch_trained']}")
     cfg = Path(queue["config"])
     if cfg.is_absolute() or ".." in cfg.parts or cfg.suffix not in (".yaml", ".yml"):
         problems.append(f"{where}.config must be a YAML file relative to the repository, e.g. "
@@ -468,9 +477,25 @@ def read_queue(path: str | os.PathLike | None = None) -> dict[str, dict[str, Any
 
 
 def queue_progress(entry: Mapping[str, Any]) -> str:
-    """``"16,884 / 180,000 steps (9.4%)"``: steps trained so far out of the paper's schedule."""
+    """``"16,884 / 180,000 steps (9.4%)"``: steps trained so far out of the paper's schedule; where those steps took
+    fewer clips than the paper's (``queue.batch_trained``), also the share of the paper's clips:
+    ``"16,884 / 180,000 steps (9.4%) at batch 16: 1.5% of the paper's clips"``."""
     q = entry["queue"]
-    return f"{q['steps_trained']:,} / {q['paper_steps']:,} steps ({100 * q['steps_trained'] / q['paper_steps']:.1f}%)"
+    done, total = q["steps_trained"], q["paper_steps"]
+    text = f"{done:,} / {total:,} steps ({100 * done / total:.1f}%)"
+    batch = q.get("batch_trained", q["paper_batch"])
+    if done and batch != q["paper_batch"]:
+        text += f" at batch {batch}: {100 * done * batch / (total * q['paper_batch']):.1f}% of the paper's clips"
+    return text
+
+
+def mean_batch(steps_before: int, batch_before: int, steps_added: int, batch_added: int) -> int:
+    """Clips per step over two stretches of training (rounded): what ``queue.batch_trained`` records after a run
+    of ``steps_added`` steps of ``batch_added`` clips continued ``steps_before`` steps of ``batch_before``."""
+    total = steps_before + steps_added
+    if total < 1:
+        raise ValueError(f"no steps to average over: {steps_before} + {steps_added}")
+    return round((steps_before * batch_before + steps_added * batch_added) / total)
 
 
 def planned_message(entry: Mapping[str, Any], path: str | os.PathLike | None = None) -> str:
@@ -482,7 +507,7 @@ def planned_message(entry: Mapping[str, Any], path: str | os.PathLike | None = N
                 f"for their format yet, so it cannot be loaded. {entry.get('notes', '')}".rstrip())
     q = entry["queue"]
     msg = (f"checkpoint {name!r} is planned but has no weights yet (training queue, priority {q['priority']}: "
-           f"{queue_progress(entry)} of the paper's schedule at batch {q['paper_batch']}; registry: "
+           f"{queue_progress(entry)}; the paper's schedule is at batch {q['paper_batch']}; registry: "
            f"{checkpoints_file(path)}). Train it on a GPU machine: `vpzoo train-checkpoint {name} --max-minutes 10 "
            f"--out DIR` (recipe {q['config']}; data: {q['data']}), then here `vpzoo benchmark "
            f"{q['ship_bar']['benchmark']} --checkpoint DIR --json DIR/benchmark.json` and `vpzoo add-checkpoint DIR "
@@ -656,7 +681,8 @@ def make_checkpoint_entry(
         source: a zoo folder (``config.json`` + ``model.safetensors``) or a ``.safetensors`` file with a vpzoo header.
         name, dataset, license, paper (default: the model's paper), notes: entry fields.
         metrics: metric records measured on the test protocol (e.g. from ``examples/evaluate_svg_protocol.py --json``).
-        training: recipe: ``config``, ``steps``, ``hardware``, ``time`` (more keys allowed, e.g. ``paper_steps``).
+        training: recipe: ``config``, ``steps``, ``hardware``, ``time`` (more keys allowed, e.g. ``paper_steps``,
+            ``batch``: the clips per step).
         path: the registry file (default: :func:`checkpoints_file`).
     """
     from vpzoo.zoo.sharded import INDEX_NAME, is_index
@@ -929,6 +955,7 @@ def keep_resume_weights(
     steps: int,
     path: str | os.PathLike | None = None,
     dtype: str = "float32",
+    batch: int | None = None,
 ) -> Path:
     """Keep the weights of an unfinished run of planned checkpoint ``name`` in the repository as its
     ``queue.resume`` (``queue/NAME.safetensors``, a lone self-describing safetensors file) with ``steps_trained =
@@ -941,6 +968,8 @@ def keep_resume_weights(
         steps: training steps those weights have had in all (a run restarted from scratch may count fewer than the
             file it replaces).
         dtype: stored dtype (default float32: the next run continues from exactly these values).
+        batch: clips per step of those ``steps`` (their mean where runs differed), recorded as
+            ``queue.batch_trained``; ``None`` keeps the entry's recorded one (default: the paper's batch).
 
     Returns:
         the weights file written. A previous resume file of the entry is replaced.
@@ -960,6 +989,8 @@ def keep_resume_weights(
                          "`vpzoo add-checkpoint --replace`, which checks the ship bar")
     if not _is_int(steps) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if batch is not None and (not _is_int(batch) or batch < 1):
+        raise ValueError(f"batch must be a positive int (clips per step), got {batch!r}")
     model = vpzoo.load(str(source))
     built = getattr(type(model), "model_name", None)
     if built != entry["model"]:
@@ -974,6 +1005,8 @@ def keep_resume_weights(
                         training={"checkpoint": name, "steps_trained": steps, "source": str(source)})
         shutil.copyfile(Path(tmp) / WEIGHTS_NAME, dest)
     queue = dict(entry["queue"], steps_trained=steps, resume={"weights": rel.as_posix(), "sha256": file_sha256(dest)})
+    if batch is not None:
+        queue["batch_trained"] = int(batch)
     entry["queue"] = queue
     entries[names.index(name)] = entry
     _write_registry(file, _registry_header(file), entries)
@@ -992,7 +1025,7 @@ def add_checkpoint(
 
     Replacing (``vpzoo add-checkpoint --replace``) ships the new weights only if their metrics beat the entry's ship
     bar (:func:`check_ship_bar`; ``force`` skips that check); the entry keeps its ``queue`` recipe with
-    ``steps_trained`` set to the new ``training.steps``, and the old packaged weights files are deleted (they
+    ``steps_trained`` set to the new ``training.steps`` (and ``batch_trained`` to ``training.batch`` if given), and the old packaged weights files are deleted (they
     leave the tree). A planned entry becomes a shipped one. The packaged weights of the resulting registry must fit
     ``weights_budget`` bytes (``None``: no limit). On refusal, new weights copied into the registry's folder are
     removed again. The result is re-read and schema-checked before it replaces the file (atomically). A planned
@@ -1017,6 +1050,8 @@ def add_checkpoint(
             if "queue" in old and "queue" not in entry:
                 entry["queue"] = {k: v for k, v in old["queue"].items() if k != "resume"}
                 entry["queue"]["steps_trained"] = int(entry["training"]["steps"])
+                if "batch" in entry["training"]:  # else the recorded batch_trained stays
+                    entry["queue"]["batch_trained"] = int(entry["training"]["batch"])
             entry.pop("status", None)
             old_files = [f for f in _file_weights(old, base) if f not in new_files]
             if "resume" in old.get("queue", {}):  # the unfinished run's weights leave the tree with the planned entry
