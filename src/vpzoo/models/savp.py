@@ -85,6 +85,9 @@ Deviations and choices:
   losses, as the TF graph does for its copy.
 - Both paths run as one batch of 2B clips (instance norm is per example, so this is exact).
 - The deterministic variant (``savp_det``, nz = 0) returns ``num_samples`` identical copies of its prediction.
+- Under bf16/float16 autocast (``--trainer.precision bf16-mixed``) the posterior's mean, log-variance and sample,
+  the LSGAN terms and the feature distances stay float32 (TF trains in float32 throughout); the layers compute in
+  half precision.
 """
 
 from __future__ import annotations
@@ -104,6 +107,7 @@ from vpzoo.models.blocks import (
     VideoSNDiscriminator,
     apply_image_kernels,
     composite_masks,
+    float32_or_wider,
     gaussian_kl,
     tf_bilinear_upsample2x,
     truncated_normal_init,
@@ -313,7 +317,9 @@ class SAVPEncoder(nn.Module):
 
 def _cosine_distance(a: Tensor, b: Tensor, eps: float = 1e-10) -> Tensor:
     """Mean over locations of ``|â − b̂|² / 2`` = ``1 − cos`` along the channel axis 1 (the official
-    ``cosine_distance``, with ``eps`` added to the norms)."""
+    ``cosine_distance``, with ``eps`` added to the norms); in float32 at least (half-precision features under
+    autocast are upcast first)."""
+    a, b = float32_or_wider(a), float32_or_wider(b)
     a = a / (a.norm(dim=1, keepdim=True) + eps)
     b = b / (b.norm(dim=1, keepdim=True) + eps)
     return (a - b).pow(2).sum(1).mean() / 2.0
@@ -515,7 +521,8 @@ class SAVP(VideoPredictionModel):
             out["prior"] = self.unroll(x, z_prior, p_gt)["frames"]
             return out
         pairs = torch.cat([x[:, :-1], x[:, 1:]], dim=2).flatten(0, 1)
-        mu, logvar = (v.view(b, t - 1, nz) for v in self.encoder(pairs))
+        # the posterior in float32 under autocast (its noise then comes from the same random stream as in float32)
+        mu, logvar = (float32_or_wider(v.view(b, t - 1, nz)) for v in self.encoder(pairs))
         z_post = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         if self.cfg["prior_context_posterior"]:
             z_prior = torch.cat([z_post[:, : self.n_past - 1], z_prior[:, self.n_past - 1 :]], dim=1)
@@ -559,6 +566,7 @@ class SAVP(VideoPredictionModel):
         for name, disc, path, weight, _ in self._pairs():
             _, logits_real = disc(self.random_clip(real))
             _, logits_fake = disc(self.random_clip(self.scored(gen[path].detach())))
+            logits_real, logits_fake = float32_or_wider(logits_real), float32_or_wider(logits_fake)
             loss = (logits_real - 1).pow(2).mean() + logits_fake.pow(2).mean()
             out[f"d_{name}"] = loss
             total = total + weight * loss
@@ -586,7 +594,7 @@ class SAVP(VideoPredictionModel):
                 total = total + kl_weight * out["kl"]
         for name, disc, path, weight, feature_weight in self._pairs():
             features_fake, logits_fake = disc(self.random_clip(self.scored(gen[path])))
-            out[f"g_{name}"] = (logits_fake - 1).pow(2).mean()
+            out[f"g_{name}"] = (float32_or_wider(logits_fake) - 1).pow(2).mean()
             total = total + weight * out[f"g_{name}"]
             if feature_weight:
                 features_real, _ = disc(self.random_clip(target))
