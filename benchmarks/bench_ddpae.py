@@ -5,15 +5,19 @@ both alike):
   reference way, ``F.affine_grid`` of the ``[[s, 0, x], [0, s, y]]`` matrices (the official code's call). Both compute
   the same grid (exactly, in float64; ``tests/test_ddpae.py`` checks values and gradients). The reference way is
   swapped in by replacing ``vpzoo.models.ddpae.pose_grid`` for the reference steps only.
+- ``--compare paste``: vpzoo's paste of each object on a window around its box (``composite_objects`` with the
+  scale constraint's ``min_scale``) against the reference way, every object pasted on the whole frame and the ``K``
+  components summed (the official code's way; the same values, ``tests/test_ddpae.py``). The reference is swapped in
+  by calling ``composite_objects`` without ``min_scale`` for the reference steps only.
 - ``--compare precision``: float32 against bfloat16 autocast on the CPU (``torch.autocast("cpu", torch.bfloat16)``,
   what Lightning's ``--trainer.precision bf16-mixed`` runs), for CPUs with native bf16 (AVX512-BF16/AMX). Also
   records how far the bf16 loss of one batch lies from the float32 one (the same weights, before any step).
 
 The clips are random sparse binary frames (the step's cost does not depend on the content).
 
-Usage: python benchmarks/bench_ddpae.py [--compare grid|precision] [--config configs/ddpae/bouncing_balls.yaml]
+Usage: python benchmarks/bench_ddpae.py [--compare grid|paste|precision] [--config configs/ddpae/bouncing_balls.yaml]
                                         [--batch 16] [--steps 8] [--threads 2] [--out JSON]
-       (default JSON: benchmarks/results/ddpae_step.json, ddpae_step_precision.json for --compare precision)
+       (default JSON: benchmarks/results/ddpae_step.json, ddpae_step_<paste|precision>.json for the others)
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ def affine_grid_way(pose: torch.Tensor, size: int, align_corners: bool = True) -
 def main() -> None:
     root = Path(__file__).resolve().parents[1]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--compare", choices=("grid", "precision"), default="grid")
+    parser.add_argument("--compare", choices=("grid", "paste", "precision"), default="grid")
     parser.add_argument("--config", default=str(root / "configs/ddpae/bouncing_balls.yaml"))
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=8, help="timed steps of each way (after 2 warm-up steps each)")
@@ -53,7 +57,7 @@ def main() -> None:
     parser.add_argument("--out", help="JSON to write (default: benchmarks/results/ddpae_step[_precision].json)")
     args = parser.parse_args()
     out = args.out or str(root / "benchmarks/results" / (
-        "ddpae_step.json" if args.compare == "grid" else "ddpae_step_precision.json"))
+        "ddpae_step.json" if args.compare == "grid" else f"ddpae_step_{args.compare}.json"))
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
@@ -63,7 +67,7 @@ def main() -> None:
     frames = model.n_past + model.n_future
     clips = (torch.rand(args.batch, frames, hparams["channels"], hparams["image_size"], hparams["image_size"])
              > 0.94).float()
-    ours = ddpae_module.pose_grid
+    ours, our_composite = ddpae_module.pose_grid, ddpae_module.composite_objects
 
     @contextlib.contextmanager
     def reference_grid():
@@ -73,8 +77,20 @@ def main() -> None:
         finally:
             ddpae_module.pose_grid = ours
 
+    @contextlib.contextmanager
+    def whole_frame_paste():
+        ddpae_module.composite_objects = lambda objects, pose, size, min_scale=None, align_corners=True: (
+            our_composite(objects, pose, size, None, align_corners))
+        try:
+            yield
+        finally:
+            ddpae_module.composite_objects = our_composite
+
     if args.compare == "grid":  # (baseline, candidate): the reference way first
         ways = {"reference (F.affine_grid)": reference_grid, "vpzoo (pose_grid)": contextlib.nullcontext}
+    elif args.compare == "paste":
+        ways = {"reference (whole-frame paste)": whole_frame_paste,
+                "vpzoo (window per box)": contextlib.nullcontext}
     else:
         ways = {"float32": contextlib.nullcontext,
                 "bf16 autocast (bf16-mixed)": lambda: torch.autocast("cpu", dtype=torch.bfloat16)}

@@ -98,7 +98,7 @@ def main() -> None:
     ours.eval()
     with torch.no_grad():
         official_frames, official_latent = official.test(inputs, outputs)
-        mine = ours.infer(inputs, 10, sample=False)
+        mine = ours.infer(inputs, 10, sample=False, components=True)
     results = {
         "dataset": args.dataset, "batch": b, "parameters_official": sum(
             p.numel() for net in official.nets.values() for p in net.parameters()),

@@ -72,7 +72,7 @@ def main() -> None:
     frames, components, poses = [], [], []
     with torch.no_grad():  # vpzoo.load returns the model in eval mode: every latent at its mean, as DDPAE tests
         for start in range(0, args.clips, args.batch_size):
-            out = model.infer(clips[start : start + args.batch_size, :n_past], n_future)
+            out = model.infer(clips[start : start + args.batch_size, :n_past], n_future, components=True)
             frames.append(out["frames"])
             components.append(out["components"])
             poses.append(out["pose"])

@@ -16,6 +16,7 @@ from torch.distributions import Normal, kl_divergence
 
 from vpzoo.models.ddpae import (
     DDPAE,
+    composite_objects,
     constrain_pose,
     crop_objects,
     ddpae_frame_errors,
@@ -197,6 +198,37 @@ def test_pasted_object_moves_with_the_pose():
     torch.testing.assert_close(centres[1] - centres[0], torch.tensor([d / 63, 0.0], dtype=torch.float64))
 
 
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_composite_pastes_only_around_the_boxes_with_the_whole_frame_values(align_corners):
+    """composite_objects with min_scale samples each object on a window around its box: float64 values and
+    gradients equal to pasting every object on the whole frame and summing the components (boxes at the edges,
+    half outside the frame, included; scale prior 4 of 48-px frames: 19-px windows)."""
+    g = torch.Generator().manual_seed(0)
+    b, t, k, size = 2, 3, 3, 48
+    objects = torch.rand(b, k, 1, 24, 24, generator=g, dtype=torch.float64).requires_grad_()
+    raw = torch.randn(b, t, k, 3, generator=g, dtype=torch.float64) * torch.tensor([1.0, 3.0, 3.0],
+                                                                                   dtype=torch.float64)
+    raw[0, 0, 0] = torch.tensor([2.0, 9.0, -9.0])  # scale clamped to 3, box centre near a corner
+    pose = constrain_pose(raw + torch.tensor([4.0, 0.0, 0.0], dtype=torch.float64), 4.0).requires_grad_()
+    windowed = composite_objects(objects, pose, size, min_scale=3.0, align_corners=align_corners)
+    whole = paste_objects(objects[:, None].expand(b, t, k, 1, 24, 24).flatten(0, 2), pose.reshape(-1, 3), size,
+                          align_corners).view(b, t, k, 1, size, size).sum(2)
+    assert windowed.shape == (b, t, 1, size, size) and whole[0, 0, 0, -1, 0] > 0  # bottom-left corner
+    torch.testing.assert_close(windowed, whole, atol=1e-13, rtol=0)
+    weights = torch.randn(windowed.shape, generator=g, dtype=torch.float64)
+    grads = torch.autograd.grad((windowed * weights).sum(), (objects, pose))
+    expected = torch.autograd.grad((whole * weights).sum(), (objects, pose))
+    for got, want in zip(grads, expected):
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=1e-12)
+    # without min_scale (or where the window would cover the frame) the whole frame is used: the same values
+    torch.testing.assert_close(composite_objects(objects, pose, size, align_corners=align_corners), whole,
+                               atol=1e-13, rtol=0)
+    with pytest.raises(ValueError, match="min_scale=3.5 but a pose has scale 3"):  # a box wider than the window
+        composite_objects(objects, pose, size, min_scale=3.5, align_corners=align_corners)
+    with pytest.raises(ValueError, match=r"poses must be \(B, T, K, 3\)"):
+        composite_objects(objects, pose[:, :, :2], size, min_scale=3.0)
+
+
 def test_constrained_pose_keeps_every_box_partly_inside():
     raw = torch.randn(1000, 3) * 10
     pose = constrain_pose(raw, 2.0)
@@ -263,7 +295,8 @@ def test_inference_composes_pose_content_and_frames_as_the_official_code():
     model = DDPAE(**tiny_ddpae_kwargs()).eval()
     context = torch.rand(2, 3, 1, 32, 32)
     with torch.no_grad():
-        out = model.infer(context, 4)
+        out = model.infer(context, 4, components=True)
+        assert "components" not in model.infer(context, 4)  # K full videos only when asked
         b, t, k = 2, 7, 2
         assert out["frames"].shape == (b, t, 1, 32, 32) and out["components"].shape == (b, t, k, 1, 32, 32)
         assert out["objects"].shape == (b, k, 1, 16, 16) and out["pose"].shape == (b, t, k, 3)
@@ -284,6 +317,11 @@ def test_inference_composes_pose_content_and_frames_as_the_official_code():
                 torch.testing.assert_close(out["components"][:, i, c], pasted)
         torch.testing.assert_close(out["frames"], out["components"].sum(2).clamp(max=1))
     assert 0 <= out["frames"].min() and out["frames"].max() <= 1
+    # with scale prior 4 (as Bouncing Balls) the frames come from the windows around the boxes: the same frames
+    balls_like = DDPAE(**tiny_ddpae_kwargs(image_size=64, stn_scale_prior=4.0)).eval()
+    with torch.no_grad():
+        out = balls_like.infer(torch.rand(2, 3, 1, 64, 64), 2, components=True)
+    torch.testing.assert_close(out["frames"], out["components"].sum(2).clamp(max=1), atol=1e-6, rtol=0)
 
 
 # ----------------------------------------------------------------------------------------------- loss
@@ -597,7 +635,7 @@ def test_trained_checkpoint_separates_the_two_digits():
     model = trained_ddpae()
     clips, alone = _digits_alone(64, seed=0)
     with torch.no_grad():
-        components = model.infer(clips[:, :10], 10)["components"]
+        components = model.infer(clips[:, :10], 10, components=True)["components"]
     score = component_separation(components, alone)
     print(f"component separation: mean {score.mean():.3f}, median {score.median():.3f}")
     assert score.mean() > 0.75, score
