@@ -5,6 +5,7 @@ test_cli.py with the other models') and DDPAE's evaluation metrics and benchmark
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -590,6 +591,32 @@ def test_bouncing_balls_velocity_evaluation_uses_the_inferred_poses(tmp_path):
     with pytest.raises(ValueError, match="return_positions"):
         bouncing_balls_velocity(model, [video])
 
+
+
+def test_bouncing_balls_benchmark_reports_ddpae_velocity_metrics(tmp_path):
+    """`vpzoo benchmark bouncing_balls_ddpae` adds DDPAE's own measures (velocity errors of the inferred poses) for a
+    4-component DDPAE: those of bouncing_balls_velocity on the same test clips, in the JSON and in the report; other
+    models get none."""
+    from vpzoo.leaderboard import _bouncing_balls, format_report, run_benchmark
+    from vpzoo.registry import create_model
+
+    torch.manual_seed(0)
+    model = DDPAE(**tiny_ddpae_kwargs(image_size=128, n_past=10, n_future=10, n_components=4,
+                                      stn_scale_prior=4.0)).eval()
+    result = run_benchmark(model, "bouncing_balls_ddpae", num_test=3, batch_size=2, root=str(tmp_path))
+    velocity = result.details["ddpae_velocity"]
+    data = _bouncing_balls(20, 2000, 2, str(tmp_path), return_positions=True)
+    data.setup("test")
+    expected = bouncing_balls_velocity(model, data.test_dataloader(), max_clips=3)
+    assert velocity["num_clips"] == 3 and len(velocity["cosine_similarity"]) == 10  # per predicted step
+    assert json.dumps(velocity) == json.dumps(expected)  # NaN-aware: the same numbers
+    assert json.loads(json.dumps(result.to_dict()))["details"]["ddpae_velocity"]["num_clips"] == 3
+    report = format_report("bouncing_balls_ddpae", measured=[result])
+    assert f"DDPAE's velocity metrics of DDPAE (inferred poses; predicted steps; {velocity['num_matched']} of 3" in report
+    baseline = create_model("copy_last", n_past=1, channels=1, image_size=128)
+    other = run_benchmark(baseline, "bouncing_balls_ddpae", num_test=2, batch_size=2, root=str(tmp_path))
+    assert "ddpae_velocity" not in other.details
+    assert "velocity metrics of" not in format_report("bouncing_balls_ddpae", measured=[other])
 
 
 # ------------------------------------------------------------------------------------------ separation
