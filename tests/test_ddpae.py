@@ -168,6 +168,20 @@ def test_pose_grid_is_affine_grid_of_the_scale_translation_matrix(align_corners)
 
 
 @pytest.mark.parametrize("align_corners", [True, False])
+def test_crops_of_k_components_per_frame_equal_one_crop_each(align_corners):
+    """crop_objects with poses (N, K, 3) crops K patches of each frame in one call: the patches of one crop per
+    (frame, component), (N, K, C, o, o)."""
+    g = torch.Generator().manual_seed(1)
+    frames = torch.rand(3, 2, 40, 40, generator=g, dtype=torch.float64)
+    pose = constrain_pose(torch.randn(3, 4, 3, generator=g, dtype=torch.float64) + 3.0, 3.0)
+    crops = crop_objects(frames, pose, 20, align_corners)
+    each = crop_objects(frames[:, None].expand(3, 4, 2, 40, 40).flatten(0, 1), pose.flatten(0, 1), 20,
+                        align_corners)
+    assert crops.shape == (3, 4, 2, 20, 20)
+    torch.testing.assert_close(crops, each.view(3, 4, 2, 20, 20), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
 def test_paste_then_crop_reproduces_the_object(align_corners):
     obj = _blob(32).double()
     pose = torch.tensor([[2.0, 0.3, -0.45]], dtype=torch.float64)

@@ -384,11 +384,18 @@ def composite_objects(
 
 def crop_objects(images: Tensor, pose: Tensor, object_size: int, align_corners: bool = True) -> Tensor:
     """Crop ``(N, C, object_size, object_size)`` patches out of frames ``(N, C, S, S)`` with the inverse of ``pose``
-    ``(N, 3)``: the inverse of :func:`paste_objects` (up to interpolation)."""
-    grid = pose_grid(invert_pose(pose), object_size, align_corners)
+    ``(N, 3)``: the inverse of :func:`paste_objects` (up to interpolation). With poses ``(N, K, 3)``, ``K`` patches
+    per frame, ``(N, K, C, object_size, object_size)`` (one sampling call; the frames are not copied ``K`` times)."""
+    per_frame = pose.dim() == 3
+    n, k = pose.shape[0], pose.shape[1] if per_frame else 1
+    grid = pose_grid(invert_pose(pose.reshape(-1, POSE_SIZE)), object_size, align_corners)
+    grid = grid.view(n, k * object_size, object_size, 2)  # a frame's K grids stacked along the height
     dtype = torch.promote_types(images.dtype, grid.dtype)  # as paste_objects
-    return F.grid_sample(images.to(dtype), grid.to(dtype), mode="bilinear", padding_mode="zeros",
-                         align_corners=align_corners)
+    crops = F.grid_sample(images.to(dtype), grid.to(dtype), mode="bilinear", padding_mode="zeros",
+                          align_corners=align_corners)
+    if not per_frame:
+        return crops
+    return crops.view(n, -1, k, object_size, object_size).transpose(1, 2)
 
 
 def constrain_pose(pose: Tensor, scale_prior: float) -> Tensor:
@@ -583,9 +590,8 @@ class DDPAE(VideoPredictionModel):
         pose = constrain_pose(beta.cumsum(dim=1) + initial_pose[:, None], self.hparams.stn_scale_prior)
 
         # Content: crop every component out of every context frame with its pose, encode, summarise over time.
-        frames = context[:, :, None].expand(b, t_in, k, *context.shape[2:]).flatten(0, 2)
-        crops = crop_objects(frames, pose[:, :t_in].reshape(-1, POSE_SIZE), self.object_size, align)
-        codes = self.object_encoder(crops).view(b, t_in, k, -1).transpose(1, 2).flatten(0, 1)  # (B·K, T_in, 128)
+        crops = crop_objects(context.flatten(0, 1), pose[:, :t_in].flatten(0, 1), self.object_size, align)
+        codes = self.object_encoder(crops.flatten(0, 1)).view(b, t_in, k, -1).transpose(1, 2).flatten(0, 1)  # (B·K, T_in, 128)
         content_mu, content_sigma = float32_or_wider(self.content_lstm(codes)).view(b, k, -1).chunk(2, dim=-1)
         content_sigma = F.softplus(content_sigma)
         content = draw(content_mu, content_sigma)
