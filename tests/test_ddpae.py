@@ -609,19 +609,18 @@ def test_bouncing_balls_velocity_evaluation_uses_the_inferred_poses(tmp_path):
 
 def test_bouncing_balls_benchmark_reports_ddpae_velocity_metrics(tmp_path):
     """`vpzoo benchmark bouncing_balls_ddpae` adds DDPAE's own measures (velocity errors of the inferred poses) for a
-    4-component DDPAE: those of bouncing_balls_velocity on the same test clips, in the JSON and in the report; other
-    models get none."""
+    4-component DDPAE: those of bouncing_balls_velocity on the same test clips with the benchmark's 10 context
+    frames (whatever the model's n_past), in the JSON and in the report; other models get none."""
     from vpzoo.leaderboard import _bouncing_balls, format_report, run_benchmark
     from vpzoo.registry import create_model
 
     torch.manual_seed(0)
-    model = DDPAE(**tiny_ddpae_kwargs(image_size=128, n_past=10, n_future=10, n_components=4,
-                                      stn_scale_prior=4.0)).eval()
+    model = DDPAE(**tiny_ddpae_kwargs(image_size=128, n_components=4, stn_scale_prior=4.0)).eval()  # n_past 3
     result = run_benchmark(model, "bouncing_balls_ddpae", num_test=3, batch_size=2, root=str(tmp_path))
     velocity = result.details["ddpae_velocity"]
     data = _bouncing_balls(20, 2000, 2, str(tmp_path), return_positions=True)
     data.setup("test")
-    expected = bouncing_balls_velocity(model, data.test_dataloader(), max_clips=3)
+    expected = bouncing_balls_velocity(model, data.test_dataloader(), max_clips=3, n_past=10)  # the benchmark's 10
     assert velocity["num_clips"] == 3 and len(velocity["cosine_similarity"]) == 10  # per predicted step
     assert json.dumps(velocity) == json.dumps(expected)  # NaN-aware: the same numbers
     assert json.loads(json.dumps(result.to_dict()))["details"]["ddpae_velocity"]["num_clips"] == 3

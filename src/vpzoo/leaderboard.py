@@ -719,7 +719,8 @@ def _ddpae_ball_velocities(model: Any, bench: Benchmark, num_test: int, batch_si
     data = _bouncing_balls(bench.context_frames + bench.predicted_frames, bench.num_test, batch_size, root,
                            return_positions=True)
     data.setup("test")
-    return {"ddpae_velocity": bouncing_balls_velocity(model, data.test_dataloader(), max_clips=num_test)}
+    return {"ddpae_velocity": bouncing_balls_velocity(model, data.test_dataloader(), max_clips=num_test,
+                                                      n_past=bench.context_frames)}
 
 
 register_benchmark(Benchmark(

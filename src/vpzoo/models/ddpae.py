@@ -767,7 +767,7 @@ def velocity_metrics(pred_centres: Tensor, true_centres: Tensor, n_input: int, s
 
 @torch.no_grad()
 def bouncing_balls_velocity(model: DDPAE, batches: Any, max_clips: Optional[int] = None,
-                            shift: int = 2) -> dict[str, Any]:
+                            shift: int = 2, n_past: Optional[int] = None) -> dict[str, Any]:
     """DDPAE's Bouncing Balls evaluation: :func:`velocity_metrics` of the inferred poses over a test set.
 
     Args:
@@ -776,12 +776,15 @@ def bouncing_balls_velocity(model: DDPAE, batches: Any, max_clips: Optional[int]
             loader of ``BouncingBallsDataModule(return_positions=True)`` (ball centres divided by the world size).
         max_clips: score only the first ``max_clips`` clips.
         shift: frames of the velocity difference (2, as the paper).
+        n_past: context frames of each clip (default: the model's ``n_past``; a benchmark passes its own); the rest
+            of the clip is predicted.
 
     Returns:
         :func:`velocity_metrics`' ``relative_error`` and ``cosine_similarity`` per predicted step (lists), their
         means, ``position_error`` per frame (list; vpzoo's diagnostic, in units of the frame's side) with its mean
         over the context frames and over the predicted ones, ``num_matched`` and ``num_clips``.
     """
+    n_past = model.n_past if n_past is None else n_past
     was_training = model.training
     model.eval()
     predicted, true = [], []
@@ -797,7 +800,7 @@ def bouncing_balls_velocity(model: DDPAE, batches: Any, max_clips: Optional[int]
             if positions.shape[2] != model.n_components:
                 raise ValueError(f"the clips hold {positions.shape[2]} balls but the model has "
                                  f"{model.n_components} components")
-            out = model.infer(video[:, : model.n_past], video.shape[1] - model.n_past)
+            out = model.infer(video[:, :n_past], video.shape[1] - n_past)
             predicted.append(pose_centres(out["pose"]).cpu())
             true.append(positions.cpu())
             seen += video.shape[0]
@@ -805,14 +808,14 @@ def bouncing_balls_velocity(model: DDPAE, batches: Any, max_clips: Optional[int]
                 break
     finally:
         model.train(was_training)
-    scores = velocity_metrics(torch.cat(predicted), torch.cat(true), model.n_past, shift)
+    scores = velocity_metrics(torch.cat(predicted), torch.cat(true), n_past, shift)
     return {
         "relative_error": scores["relative_error"].tolist(), "cosine_similarity": scores["cosine_similarity"].tolist(),
         "mean_relative_error": scores["relative_error"].mean().item(),
         "mean_cosine_similarity": scores["cosine_similarity"].mean().item(),
         "position_error": scores["position_error"].tolist(),
-        "context_position_error": scores["position_error"][: model.n_past].mean().item(),
-        "predicted_position_error": scores["position_error"][model.n_past :].mean().item(),
+        "context_position_error": scores["position_error"][:n_past].mean().item(),
+        "predicted_position_error": scores["position_error"][n_past:].mean().item(),
         "num_matched": int(scores["num_matched"]), "num_clips": seen,
     }
 
