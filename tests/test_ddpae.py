@@ -625,7 +625,8 @@ def test_bouncing_balls_benchmark_reports_ddpae_velocity_metrics(tmp_path):
     assert json.dumps(velocity) == json.dumps(expected)  # NaN-aware: the same numbers
     assert json.loads(json.dumps(result.to_dict()))["details"]["ddpae_velocity"]["num_clips"] == 3
     report = format_report("bouncing_balls_ddpae", measured=[result])
-    assert f"DDPAE's velocity metrics of DDPAE (inferred poses; predicted steps; {velocity['num_matched']} of 3" in report
+    matched = velocity["num_matched"]
+    assert f"DDPAE's velocity metrics of DDPAE (inferred poses; predicted steps; {matched} of 3 clips" in report
     baseline = create_model("copy_last", n_past=1, channels=1, image_size=128)
     other = run_benchmark(baseline, "bouncing_balls_ddpae", num_test=2, batch_size=2, root=str(tmp_path))
     assert "ddpae_velocity" not in other.details

@@ -157,8 +157,9 @@ class Benchmark:
             the start, the last one the control point; goal-conditioned models only; metrics
             :data:`POINT_TO_POINT_METRICS`, baselines ``repeat_start`` and ``crossfade``: :mod:`vpzoo.point_to_point`).
         model_scores: a paper's own measures of a model beyond the frame metrics, ``(model, benchmark, num_test,
-            batch_size, root) -> {name: scores}`` on the same test clips, or ``None`` for models they do not apply to (DDPAE's
-            velocity errors of its inferred poses on Bouncing Balls); kept in :attr:`BenchmarkResult.details`.
+            batch_size, root) -> {name: scores}`` on the same test clips, or ``None`` for models they do not apply
+            to (DDPAE's velocity errors of its inferred poses on Bouncing Balls); kept in
+            :attr:`BenchmarkResult.details`.
     """
 
     name: str
@@ -553,8 +554,9 @@ def format_report(
             lines.append(f"  DDPAE's velocity metrics of {res.model} (inferred poses; predicted steps; "
                          f"{velocity['num_matched']} of {velocity['num_clips']} clips matched one-to-one): relative "
                          f"speed error {velocity['mean_relative_error']:.3f}, cosine similarity "
-                         f"{velocity['mean_cosine_similarity']:.3f}; centre error {velocity['context_position_error']:.3f}"
-                         f" (context) / {velocity['predicted_position_error']:.3f} (predicted) of the frame")
+                         f"{velocity['mean_cosine_similarity']:.3f}; centre error "
+                         f"{velocity['context_position_error']:.3f} (context) / "
+                         f"{velocity['predicted_position_error']:.3f} (predicted) of the frame")
     if not (bench.published or recorded or measured):
         lines.append("  (no published, recorded or measured numbers yet)")
     return "\n".join(lines)

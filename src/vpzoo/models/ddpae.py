@@ -591,7 +591,8 @@ class DDPAE(VideoPredictionModel):
 
         # Content: crop every component out of every context frame with its pose, encode, summarise over time.
         crops = crop_objects(context.flatten(0, 1), pose[:, :t_in].flatten(0, 1), self.object_size, align)
-        codes = self.object_encoder(crops.flatten(0, 1)).view(b, t_in, k, -1).transpose(1, 2).flatten(0, 1)  # (B·K, T_in, 128)
+        codes = self.object_encoder(crops.flatten(0, 1)).view(b, t_in, k, -1)
+        codes = codes.transpose(1, 2).flatten(0, 1)  # (B·K, T_in, 128)
         content_mu, content_sigma = float32_or_wider(self.content_lstm(codes)).view(b, k, -1).chunk(2, dim=-1)
         content_sigma = F.softplus(content_sigma)
         content = draw(content_mu, content_sigma)
