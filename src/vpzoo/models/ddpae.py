@@ -124,6 +124,7 @@ __all__ = [
     "invert_pose",
     "crop_objects",
     "paste_objects",
+    "paste_every_frame",
     "composite_objects",
     "constrain_pose",
     "pose_centres",
@@ -320,6 +321,16 @@ def paste_objects(objects: Tensor, pose: Tensor, image_size: int, align_corners:
                          align_corners=align_corners)
 
 
+def paste_every_frame(objects: Tensor, pose: Tensor, image_size: int, align_corners: bool = True) -> Tensor:
+    """Each object ``(B, K, C, h, w)`` pasted on the whole frame at every frame's pose ``(B, T, K, 3)``:
+    ``(B, T, K, C, S, S)``, the components one by one (:func:`composite_objects` gives their sum cheaply)."""
+    b, k, c, h, w = objects.shape
+    t = pose.shape[1]
+    repeated = objects[:, None].expand(b, t, k, c, h, w).flatten(0, 2)
+    pasted = paste_objects(repeated, pose.reshape(-1, POSE_SIZE), image_size, align_corners)
+    return pasted.view(b, t, k, c, image_size, image_size)
+
+
 def composite_objects(
     objects: Tensor, pose: Tensor, image_size: int, min_scale: float | None = None, align_corners: bool = True
 ) -> Tensor:
@@ -344,22 +355,20 @@ def composite_objects(
     window = (math.ceil((1.0 + max(margin_x, margin_y)) * 2.0 * span / min_scale) + 2
               if min_scale is not None and min_scale > 0 else size)
     if window >= size:
-        repeated = objects[:, None].expand(b, t, k, c, h, w).flatten(0, 2)
-        pasted = paste_objects(repeated, pose.reshape(-1, POSE_SIZE), size, align_corners)
-        return pasted.view(b, t, k, c, size, size).sum(dim=2)
+        return paste_every_frame(objects, pose, size, align_corners).sum(dim=2)
     pose = pose.permute(0, 2, 1, 3)                                     # (B, K, T, 3): one grid per object
     scale, shift_x, shift_y = pose.unbind(-1)                           # (B, K, T)
     if bool((scale < min_scale).any()):
         raise ValueError(f"min_scale={min_scale} but a pose has scale {float(scale.min()):.4g}: its box would be "
                          "wider than the window")
     offsets = torch.arange(window, device=pose.device)
+    base = _grid_base(size, align_corners, pose.dtype, pose.device)
 
     def window_of(shift: Tensor, object_margin: float) -> tuple[Tensor, Tensor]:
         """First output pixel of each box's window (the box's low edge, rounded down), the window's pixels
         ``(B, K, T, window)`` and their base coordinates (the whole frame's, as in :func:`pose_grid`)."""
         low = ((-1.0 - object_margin - shift) / scale + 1.0) * span - (0.0 if align_corners else 0.5)
         pixels = low.detach().floor().long().clamp(-window, size)[..., None] + offsets
-        base = _grid_base(size, align_corners, pose.dtype, pose.device)
         return pixels, base[pixels.clamp(0, size - 1)]
 
     cols, col_base = window_of(shift_x, margin_x)
@@ -607,10 +616,7 @@ class DDPAE(VideoPredictionModel):
             content=content, content_mu=content_mu, content_sigma=content_sigma,
         )
         if components:
-            t = t_in + n_future
-            repeated = objects[:, None].expand(b, t, *objects.shape[1:]).flatten(0, 2)
-            pasted = paste_objects(repeated, pose.reshape(-1, POSE_SIZE), self.image_size, align)
-            out["components"] = pasted.view(b, t, k, *pasted.shape[1:])
+            out["components"] = paste_every_frame(objects, pose, self.image_size, align)
         return out
 
     # ------------------------------------------------------------------------------------------- training

@@ -1026,10 +1026,11 @@ def add_checkpoint(
     Replacing (``vpzoo add-checkpoint --replace``) ships the new weights only if their metrics beat the entry's ship
     bar (:func:`check_ship_bar`; ``force`` skips that check); the entry keeps its ``queue`` recipe with
     ``steps_trained`` set to the new ``training.steps`` (and ``batch_trained`` to ``training.batch`` if given), and
-    the old packaged weights files are deleted (they leave the tree). A planned entry becomes a shipped one. The packaged weights of the resulting registry must fit
-    ``weights_budget`` bytes (``None``: no limit). On refusal, new weights copied into the registry's folder are
-    removed again. The result is re-read and schema-checked before it replaces the file (atomically). A planned
-    entry's ``queue.resume`` weights (an unfinished run's) leave the tree when it ships.
+    the old packaged weights files are deleted (they leave the tree). A planned entry becomes a shipped one. The
+    packaged weights of the resulting registry must fit ``weights_budget`` bytes (``None``: no limit). On refusal,
+    new weights copied into the registry's folder are removed again. The result is re-read and schema-checked
+    before it replaces the file (atomically). A planned entry's ``queue.resume`` weights (an unfinished run's) leave
+    the tree when it ships.
     """
     file = checkpoints_file(path).resolve()
     header = _registry_header(file)
